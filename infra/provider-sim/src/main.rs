@@ -1,0 +1,3 @@
+//! Provider simulator entry point (not built yet).
+
+fn main() {}

@@ -1,0 +1,40 @@
+//! The SQS adapter of the queue port.
+
+use async_trait::async_trait;
+
+use crate::ports::{MessageQueue, QueueError};
+
+/// One SQS queue, by URL.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl SqsQueue {
+    /// A queue at `url`.
+    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl MessageQueue for SqsQueue {
+    async fn send(&self, body: &str) -> Result<String, QueueError> {
+        let output = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| QueueError {
+                queue: self.url.clone(),
+                source: Box::new(e),
+            })?;
+        Ok(output.message_id.unwrap_or_default())
+    }
+}

@@ -1,0 +1,26 @@
+//! The one domain crate of the eSIM backend: pure domain types, the ports the domain talks
+//! through, the AWS and provider adapters behind those ports, and the HTTP layer that every
+//! HTTP function shares.
+//!
+//! Layout:
+//! - [`domain`]: ids, money, plans, orders, eSIMs, tenants, the profile lifecycle and the error
+//!   taxonomy. No AWS, no HTTP.
+//! - [`ports`]: traits for stores, queue, event bus, clock, id generator and providers.
+//! - [`aws`]: DynamoDB, SQS and EventBridge adapters of those ports.
+//! - [`providers`]: one module per wholesale provider API.
+//! - [`http`]: request parsing, tenant authentication and the one error-to-response mapping.
+//! - [`config`]: typed configuration read once from the environment.
+//! - [`tenancy`]: tenant and API key management on top of the tenant store.
+//! - [`runtime`]: entry points for SQS consumers and scheduled jobs.
+
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ports;
+pub mod providers;
+pub mod runtime;
+pub mod tenancy;
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;

@@ -1,0 +1,1 @@
+//! Adapters for wholesale provider APIs, one module per API.
