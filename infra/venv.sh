@@ -19,8 +19,10 @@ infra="$repo_root/infra"
 requirements="$infra/requirements-$profile.txt"
 stamp="$venv/.stamp-$profile"
 
-if [[ ! -x "$venv/bin/python" ]]; then
-  python3 -m venv "$venv" || {
+# A venv left half-made by an interrupted run has a python but no pip: make it again.
+if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  rm -f "$venv"/.stamp-*
+  python3 -m venv --clear "$venv" || {
     echo "failed to create $venv: python3 with the venv module is required" >&2
     exit 1
   }

@@ -83,7 +83,10 @@ impl QueuePump {
         let event: SqsEvent = match serde_json::from_value(json!({ "Records": records })) {
             Ok(event) => event,
             Err(error) => {
-                tracing::error!(%error, "failed to build the SQS event; messages stay on the queue");
+                tracing::error!(
+                    %error,
+                    "failed to build the SQS event; messages stay on the queue"
+                );
                 return Ok(messages.len());
             }
         };

@@ -121,6 +121,11 @@ async fn dispatch(
             true,
         ),
     };
+    let user_agent = parts
+        .headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let event = json!({
         "version": "2.0",
         "routeKey": route_key,
@@ -138,7 +143,7 @@ async fn dispatch(
                 "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": peer.ip().to_string(),
-                "userAgent": parts.headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or(""),
+                "userAgent": user_agent,
             },
             "requestId": request_id,
             "routeKey": route_key,
@@ -160,7 +165,13 @@ async fn dispatch(
         }
     };
     let response = handler.handle(lambda_request).await;
-    tracing::info!(%method, %path, status = response.status().as_u16(), function = %route.function, "request");
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        function = %route.function,
+        "request"
+    );
     let (parts, body) = response.into_parts();
     Response::from_parts(parts, AxumBody::from(body.to_vec()))
 }

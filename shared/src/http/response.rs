@@ -58,8 +58,11 @@ impl ApiResponse {
 
 fn plain_500() -> Response<Body> {
     let mut response = Response::new(Body::Text(
-        r#"{"error":{"code":"internal","message":"Something went wrong on our side.","retryable":true}}"#
-            .to_owned(),
+        concat!(
+            r#"{"error":{"code":"internal","#,
+            r#""message":"Something went wrong on our side.","retryable":true}}"#
+        )
+        .to_owned(),
     ));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response
@@ -80,7 +83,12 @@ pub fn error_response(error: &DomainError, support_reference: &str) -> Response<
         );
         error.code.default_message().to_owned()
     } else {
-        tracing::info!(support_reference, code = %error.code, status = status.as_u16(), "request refused");
+        tracing::info!(
+            support_reference,
+            code = %error.code,
+            status = status.as_u16(),
+            "request refused"
+        );
         error.message.clone()
     };
     let body = json!({
