@@ -11,12 +11,14 @@
 //! - [`http`]: request parsing, tenant authentication and the one error-to-response mapping.
 //! - [`config`]: typed configuration read once from the environment.
 //! - [`tenancy`]: tenant and API key management on top of the tenant store.
+//! - [`orders`]: taking orders idempotently and queueing them for provisioning.
 //! - [`runtime`]: entry points for SQS consumers and scheduled jobs.
 
 pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod orders;
 pub mod ports;
 pub mod providers;
 pub mod runtime;

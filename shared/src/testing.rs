@@ -157,6 +157,14 @@ impl MessageQueue for InMemoryQueue {
         sent.push(body.to_owned());
         Ok(format!("msg-{}", sent.len()))
     }
+
+    async fn send_delayed(
+        &self,
+        body: &str,
+        _delay: std::time::Duration,
+    ) -> Result<String, QueueError> {
+        self.send(body).await
+    }
 }
 
 /// A bus that keeps what was published.

@@ -279,6 +279,27 @@ impl Table {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// A transaction entry writing an item under an arbitrary condition; `values` binds the
+    /// condition's `:placeholders`.
+    pub fn conditional_put_entry(
+        &self,
+        item: Item,
+        condition: &str,
+        values: Item,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .build()
+            .map_err(|e| StoreError::Malformed {
+                what: "put entry".to_owned(),
+                source: Box::new(e),
+            })?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     /// A transaction entry that only checks an item exists.
     pub fn exists_entry(&self, pk: &str, sk: &str) -> Result<TransactWriteItem, StoreError> {
         let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
@@ -292,6 +313,19 @@ impl Table {
             })?;
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
+}
+
+/// Sets a string attribute, or removes it when `value` is `None`.
+pub fn set_string(item: &mut Item, name: &str, value: Option<String>) {
+    match value {
+        Some(value) => item.insert(name.to_owned(), AttributeValue::S(value)),
+        None => item.remove(name),
+    };
+}
+
+/// A number attribute value.
+pub fn number(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
 }
 
 /// The version stored on an item, 0 when it has none.

@@ -6,6 +6,7 @@
 
 pub mod dynamo;
 pub mod eventbridge;
+pub mod order_store;
 pub mod sqs;
 pub mod tenant_store;
 
@@ -13,6 +14,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 pub use dynamo::Table;
 pub use eventbridge::EventBridgePublisher;
+pub use order_store::DynamoOrderStore;
 pub use sqs::SqsQueue;
 pub use tenant_store::DynamoTenantStore;
 

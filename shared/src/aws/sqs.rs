@@ -24,11 +24,22 @@ impl SqsQueue {
 #[async_trait]
 impl MessageQueue for SqsQueue {
     async fn send(&self, body: &str) -> Result<String, QueueError> {
+        self.send_delayed(body, std::time::Duration::ZERO).await
+    }
+
+    async fn send_delayed(
+        &self,
+        body: &str,
+        delay: std::time::Duration,
+    ) -> Result<String, QueueError> {
+        // SQS caps a message's delay at 15 minutes.
+        let delay = delay.as_secs().min(900) as i32;
         let output = self
             .client
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
+            .delay_seconds(delay)
             .send()
             .await
             .map_err(|e| QueueError {

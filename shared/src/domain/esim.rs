@@ -56,3 +56,44 @@ mod tests {
         assert!(ActivationCode::parse("https://example.com").is_err());
     }
 }
+
+/// One eSIM profile we sold, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Esim {
+    /// Its id.
+    pub esim_id: super::ids::EsimId,
+    /// Its tenant.
+    pub tenant_id: super::ids::TenantId,
+    /// The order that bought it.
+    pub order_id: super::ids::OrderId,
+    /// The platform's customer.
+    pub customer_id: super::ids::CustomerId,
+    /// The plan bought.
+    pub plan_id: super::ids::PlanId,
+    /// The provider that issued it.
+    pub provider: super::ids::ProviderId,
+    /// The ICCID.
+    pub iccid: super::ids::Iccid,
+    /// The provider's own reference of the profile, where it has one.
+    #[serde(default)]
+    pub provider_profile_ref: Option<String>,
+    /// The activation code.
+    pub activation: ActivationCode,
+    /// A hosted QR image, where the provider gives one.
+    #[serde(default)]
+    pub qr_code_url: Option<String>,
+    /// A direct install link, where the provider gives one.
+    #[serde(default)]
+    pub direct_install_url: Option<String>,
+    /// The APN, where the provider gives one.
+    #[serde(default)]
+    pub apn: Option<String>,
+    /// Where the profile is in its life, and when it got to each state.
+    pub lifecycle: super::lifecycle::Lifecycle,
+    /// Until when the QR code can be used, where the provider says.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub qr_valid_until: Option<time::OffsetDateTime>,
+    /// When it was issued.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+}

@@ -9,7 +9,7 @@ use super::lifecycle::ProfileState;
 use super::money::Money;
 
 /// One event for the bus.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DomainEvent {
     /// Unique per event; consumers dedupe on it.
     pub event_id: String,
@@ -24,7 +24,7 @@ pub struct DomainEvent {
 }
 
 /// What happened, with the ids and figures a consumer needs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all_fields = "snake_case")]
 pub enum EventKind {
     /// An order was charged; the platform's payment system takes the money.

@@ -8,6 +8,7 @@ pub mod lifecycle;
 pub mod money;
 pub mod order;
 pub mod plan;
+pub mod routing;
 pub mod tenant;
 
 pub use error::{DomainError, ErrorCode};

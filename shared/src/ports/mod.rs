@@ -3,6 +3,8 @@
 //! tests.
 
 pub mod bus;
+pub mod orders;
+pub mod plans;
 pub mod provider;
 pub mod queue;
 pub mod store;
@@ -11,6 +13,8 @@ use time::OffsetDateTime;
 use ulid::Ulid;
 
 pub use bus::{EventPublisher, PublishError};
+pub use orders::{OrderStore, VersionedOrder};
+pub use plans::{PlanCatalogue, PricedPlan};
 pub use provider::{ProviderApi, ProviderError};
 pub use queue::{MessageQueue, QueueError};
 pub use store::{StoreError, TenantStore};

@@ -19,4 +19,11 @@ pub struct QueueError {
 pub trait MessageQueue: Send + Sync + std::fmt::Debug {
     /// Queues one message body (JSON text). Returns the queue's message id.
     async fn send(&self, body: &str) -> Result<String, QueueError>;
+
+    /// Queues one message that becomes visible after `delay` (at most 15 minutes).
+    async fn send_delayed(
+        &self,
+        body: &str,
+        delay: std::time::Duration,
+    ) -> Result<String, QueueError>;
 }
