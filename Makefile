@@ -30,8 +30,11 @@ test:
 	@bash infra/test.sh
 
 # The admin CLI against the running local stack (same table name and endpoint as `make run`).
+# `make run` writes .local/local-stack.env (table, endpoint, provider settings) when it starts.
 esimctl:
-	@AWS_ENDPOINT_URL=http://127.0.0.1:$(MOTO_PORT) TABLE_NAME=$${STACK_NAME:-esim-local} \
+	@set -a; [[ -f .local/local-stack.env ]] && . .local/local-stack.env; set +a; \
+	  AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:$(MOTO_PORT)} \
+	  TABLE_NAME=$${TABLE_NAME:-$${STACK_NAME:-esim-local}} \
 	  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 \
 	  cargo run -q -p esimctl -- $(ARGS)
 

@@ -1,15 +1,18 @@
 //! `esimctl`: the operator's command line. Creates tenants, issues, lists and revokes their
-//! API keys, against the same table the functions use.
+//! API keys, against the same table the functions use, and checks the configured providers.
 //!
 //! AWS settings come from the usual AWS environment (profile, region, credentials);
 //! `--endpoint-url` (or `AWS_ENDPOINT_URL`) points it at the local stack.
 
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use esim_shared::aws::{DynamoTenantStore, Table};
+use esim_shared::config::ProcessEnv;
 use esim_shared::domain::ids::{ApiKeyId, TenantId};
+use esim_shared::domain::plan::CountryCode;
 use esim_shared::ports::{SystemClock, UlidGenerator};
 use esim_shared::tenancy::TenantAdmin;
 
@@ -43,6 +46,22 @@ enum Command {
     Key {
         #[command(subcommand)]
         action: KeyAction,
+    },
+    /// The providers configured in the environment (AIRALO_*, ESIM_ACCESS_*), as the
+    /// functions see them.
+    Providers {
+        #[command(subcommand)]
+        action: ProvidersAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProvidersAction {
+    /// Fetches each provider's catalogue and prints how many plans and countries it sells.
+    Plans {
+        /// Only plans covering this country (ISO 3166-1 alpha-2, such as JP).
+        #[arg(long)]
+        country: Option<String>,
     },
 }
 
@@ -89,6 +108,21 @@ enum CliError {
     BadId(#[from] esim_shared::domain::ids::InvalidId),
     #[error("{0}")]
     Domain(#[from] esim_shared::domain::DomainError),
+    #[error("{0}")]
+    Config(#[from] esim_shared::config::ConfigError),
+    #[error("{0}")]
+    Country(#[from] esim_shared::domain::plan::InvalidCountry),
+    #[error(
+        "no provider is configured: set AIRALO_BASE_URL or ESIM_ACCESS_BASE_URL and their \
+         credentials (make esimctl reads them from the running local stack)"
+    )]
+    NoProviders,
+    #[error("provider {provider} failed to list plans: {source}")]
+    Provider {
+        provider: String,
+        #[source]
+        source: esim_shared::ports::ProviderError,
+    },
 }
 
 #[tokio::main]
@@ -115,6 +149,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
+    if let Command::Providers {
+        action: ProvidersAction::Plans { country },
+    } = &cli.command
+    {
+        return provider_plans(country.as_deref()).await;
+    }
     if cli.table.is_empty() {
         return Err(CliError::NoTable);
     }
@@ -172,6 +212,39 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             admin.revoke_key(&tenant, &key_id).await?;
             println!("key {key_id} revoked");
         }
+        Command::Providers { .. } => {}
     }
+    Ok(())
+}
+
+/// One line a provider: plans on sale and the countries they cover, then the totals.
+async fn provider_plans(country: Option<&str>) -> Result<(), CliError> {
+    let country = country.map(CountryCode::parse).transpose()?;
+    let providers = esim_shared::providers::from_env(&ProcessEnv)?;
+    if providers.is_empty() {
+        return Err(CliError::NoProviders);
+    }
+    let mut total = 0;
+    for provider in &providers {
+        let plans = provider
+            .list_plans(country.as_ref())
+            .await
+            .map_err(|source| CliError::Provider {
+                provider: provider.id().to_string(),
+                source,
+            })?;
+        let countries: BTreeSet<_> = plans
+            .iter()
+            .flat_map(|plan| plan.coverage.countries.iter())
+            .collect();
+        println!(
+            "{}\t{} plans\t{} countries",
+            provider.id(),
+            plans.len(),
+            countries.len()
+        );
+        total += plans.len();
+    }
+    println!("total\t{total} plans");
     Ok(())
 }

@@ -3,8 +3,10 @@
 //! [`LocalStack::start`] reads the template and its OpenAPI definition, creates the table,
 //! queues, bus and rules on a moto server, builds every function in-process from its
 //! resolved environment, serves every HTTP route behind one base URL, pumps each SQS event
-//! source into its consumer and fires each schedule. `make run` runs it standalone; the
-//! integration tests start one per test, each under its own stack name.
+//! source into its consumer and fires each schedule. With [`StackOptions::simulator`] set it also
+//! starts the provider simulator and points every function at it, exactly as a deployment
+//! points them at the real provider APIs. `make run` runs it standalone; the integration tests
+//! start one per test, each under its own stack name.
 
 pub mod functions;
 pub mod provision;
@@ -41,6 +43,9 @@ pub enum StartError {
     /// A function could not be built.
     #[error(transparent)]
     Build(#[from] functions::BuildError),
+    /// The provider simulator could not start.
+    #[error("failed to start the provider simulator")]
+    Simulator(#[from] provider_sim::SimError),
     /// The HTTP port could not be bound.
     #[error("failed to listen on {address}")]
     Bind {
@@ -69,6 +74,9 @@ pub struct StackOptions {
     pub schedule_every: Option<Duration>,
     /// Failed messages become visible again after this long instead of the queue's timeout.
     pub retry_after: Option<Duration>,
+    /// Starts the provider simulator with this configuration and gives every function its
+    /// providers' base URLs and credentials; `None` leaves providers unconfigured.
+    pub simulator: Option<provider_sim::SimConfig>,
 }
 
 impl StackOptions {
@@ -82,6 +90,7 @@ impl StackOptions {
             background: true,
             schedule_every: None,
             retry_after: None,
+            simulator: None,
         }
     }
 }
@@ -99,6 +108,8 @@ pub struct LocalStack {
     pub functions: HashMap<String, LocalFunction>,
     /// The queue pumps by queue logical id.
     pub pumps: HashMap<String, QueuePump>,
+    /// The provider simulator, when the options asked for one.
+    pub simulator: Option<provider_sim::SimHandle>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -121,9 +132,18 @@ impl LocalStack {
         let spec = StackSpec::load(&options.root)?;
         let clients = AwsClients::new(aws);
         let resources = provision::provision(&clients, &spec, &options.stack_name).await?;
+        let simulator = match options.simulator.clone() {
+            Some(config) => Some(provider_sim::spawn(config).await?),
+            None => None,
+        };
+        let provider_env = simulator
+            .as_ref()
+            .map(simulator_environment)
+            .unwrap_or_default();
         let mut functions = HashMap::new();
         for function in &spec.functions {
             let mut env = resources.environment(&spec, &function.logical_id);
+            env.extend(provider_env.clone());
             env.extend(options.extra_environment.clone());
             let built = functions::build(&function.binary, aws, &env)?;
             functions.insert(function.logical_id.clone(), built);
@@ -190,10 +210,51 @@ impl LocalStack {
             base_url: format!("http://{address}"),
             functions,
             pumps,
+            simulator,
             tasks,
         })
     }
 }
+
+/// The provider settings a deployment gives its functions, pointing at the simulator: base
+/// URLs, the simulator's partner credentials, and webhook secrets.
+pub fn simulator_environment(sim: &provider_sim::SimHandle) -> HashMap<String, String> {
+    use esim_shared::providers::env;
+
+    let config = sim.config();
+    [
+        (env::AIRALO_BASE_URL, sim.airalo_url()),
+        (env::AIRALO_CLIENT_ID, config.airalo.client_id.clone()),
+        (
+            env::AIRALO_CLIENT_SECRET,
+            config.airalo.client_secret.clone(),
+        ),
+        // The simulator signs Airalo webhooks with the client secret unless told otherwise.
+        (
+            env::AIRALO_WEBHOOK_SECRETS,
+            config.airalo.client_secret.clone(),
+        ),
+        (env::ESIM_ACCESS_BASE_URL, sim.esim_access_url()),
+        (
+            env::ESIM_ACCESS_ACCESS_CODE,
+            config.esim_access.access_code.clone(),
+        ),
+        (
+            env::ESIM_ACCESS_SECRET_KEY,
+            config.esim_access.secret_key.clone(),
+        ),
+        (
+            env::ESIM_ACCESS_WEBHOOK_SECRETS,
+            LOCAL_ESIM_ACCESS_WEBHOOK_SECRET.to_owned(),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
+
+/// The secret path segment of eSIM Access webhooks on the local stack.
+pub const LOCAL_ESIM_ACCESS_WEBHOOK_SECRET: &str = "local-esim-access-webhook-secret";
 
 /// A scheduled event as EventBridge Scheduler delivers it.
 pub fn scheduled_event() -> EventBridgeEvent<serde_json::Value> {
