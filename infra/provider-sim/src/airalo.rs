@@ -269,7 +269,11 @@ fn render_operator(operator: &AiraloOperator) -> Value {
             "country_code": code,
             "title": crate::catalogue::find_country(code).map_or(*code, |c| c.name),
         })).collect::<Vec<_>>(),
-        "packages": operator.packages.iter().map(|p| render_package(p, "sim", &p.id)).collect::<Vec<_>>(),
+        "packages": operator
+            .packages
+            .iter()
+            .map(|p| render_package(p, "sim", &p.id))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -375,7 +379,12 @@ async fn order(State(sim): State<Arc<Sim>>, request: Request) -> Response {
     }
     record.status = OrderStatus::Completed;
     account.balance_cents -= i64::try_from(cost).unwrap_or(0);
-    tracing::info!(order_id = %record.id, package_id = %record.package_id, quantity, "airalo order committed");
+    tracing::info!(
+        order_id = %record.id,
+        package_id = %record.package_id,
+        quantity,
+        "airalo order committed"
+    );
     let lost = account.take_lost_response();
     record.response_lost = lost.is_some();
     account.orders.push(record);
@@ -385,8 +394,11 @@ async fn order(State(sim): State<Arc<Sim>>, request: Request) -> Response {
     let Some(record) = account.orders.last() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    Json(json!({"data": render_order(&sim.base_url, account, record), "meta": {"message": "success"}}))
-        .into_response()
+    Json(json!({
+        "data": render_order(&sim.base_url, account, record),
+        "meta": {"message": "success"},
+    }))
+    .into_response()
 }
 
 fn new_order(
@@ -538,7 +550,8 @@ fn order_summary(order: &OrderRecord) -> Value {
         "price": dollars(order.cost_cents),
         "net_price": dollars(order.cost_cents),
         "created_at": airalo_time(order.created_at),
-        "manual_installation": "Open Settings, add an eSIM and enter the SM-DP+ address and activation code.",
+        "manual_installation":
+            "Open Settings, add an eSIM and enter the SM-DP+ address and activation code.",
         "qrcode_installation": "Open Settings, add an eSIM and scan the QR code.",
     })
 }
@@ -550,7 +563,10 @@ fn data_label(data_mb: Option<u64>) -> String {
 fn render_sim(base_url: &str, profile: &Profile) -> Value {
     let lpa = profile.lpa();
     json!({
-        "id": profile.iccid.get(profile.iccid.len().saturating_sub(6)..).and_then(|s| s.parse::<u64>().ok()),
+        "id": profile
+            .iccid
+            .get(profile.iccid.len().saturating_sub(6)..)
+            .and_then(|s| s.parse::<u64>().ok()),
         "created_at": airalo_time(profile.provisioned_at),
         "iccid": profile.iccid,
         "lpa": profile.smdp_address,
@@ -812,7 +828,12 @@ async fn refund(State(sim): State<Arc<Sim>>, request: Request) -> Response {
     tracing::info!(refund_id = %record.id, iccid = %iccid, "airalo refund requested");
     account.refunds.push(record.clone());
     Json(json!({
-        "data": {"id": record.id.parse::<u64>().ok(), "iccid": iccid, "status": "pending", "reason": record.reason},
+        "data": {
+            "id": record.id.parse::<u64>().ok(),
+            "iccid": iccid,
+            "status": "pending",
+            "reason": record.reason,
+        },
         "meta": {"message": "Refund request received; it is reviewed manually."},
     }))
     .into_response()
@@ -835,7 +856,11 @@ pub fn webhook_for(
             Some(RenderedWebhook {
                 kind: "async_order".to_owned(),
                 notify_id: order.request_id.clone(),
-                body: json!({"request_id": order.request_id, "data": data, "meta": {"message": "success"}}),
+                body: json!({
+                    "request_id": order.request_id,
+                    "data": data,
+                    "meta": {"message": "success"},
+                }),
                 url: order.webhook_url.clone(),
             })
         }

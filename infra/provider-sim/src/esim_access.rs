@@ -126,7 +126,10 @@ fn verify(sim: &Sim, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
     ) else {
         return Err(fail(
             "000101",
-            "Request headers RT-AccessCode, RT-Timestamp, RT-RequestID and RT-Signature are required.",
+            concat!(
+                "Request headers RT-AccessCode, RT-Timestamp, RT-RequestID and RT-Signature ",
+                "are required."
+            ),
         ));
     };
     let credentials = &sim.config.esim_access;
@@ -315,7 +318,10 @@ async fn order(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> 
     {
         // The partner's transactionId makes the order idempotent: a repeat gets the same order
         // number and orders nothing.
-        tracing::info!(order_no = %existing.id, "esim access order replayed for a known transactionId");
+        tracing::info!(
+            order_no = %existing.id,
+            "esim access order replayed for a known transactionId"
+        );
         return ok(json!({"orderNo": existing.id, "transactionId": transaction_id}));
     }
     if request.package_info_list.is_empty() {

@@ -387,7 +387,10 @@ async fn esim_access_order_is_idempotent_and_profiles_arrive_later() {
     let (url, received) = receiver().await;
     sim.set_knobs(
         Provider::EsimAccess,
-        &json!({"webhook_url": format!("{url}/hooks/esimaccess/s3cret"), "provisioning_delay_s": 60}),
+        &json!({
+            "webhook_url": format!("{url}/hooks/esimaccess/s3cret"),
+            "provisioning_delay_s": 60,
+        }),
     )
     .expect("knobs");
     let secret = sim.config().esim_access.secret_key.clone();
@@ -473,7 +476,10 @@ async fn esim_access_lifecycle_sends_smdp_events_in_order() {
     .expect("knobs");
     let secret = sim.config().esim_access.secret_key.clone();
     let code = sim.sim().lock().catalogue.esim_access[0].code.clone();
-    let order_body = json!({"transactionId": "txn_life", "packageInfoList": [{"packageCode": code, "count": 1}]});
+    let order_body = json!({
+        "transactionId": "txn_life",
+        "packageInfoList": [{"packageCode": code, "count": 1}],
+    });
     esim_access(&sim, &client, "esim/order", &order_body, &secret).await;
 
     sim.advance(1.0);
