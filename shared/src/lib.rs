@@ -12,17 +12,25 @@
 //! - [`config`]: typed configuration read once from the environment.
 //! - [`tenancy`]: tenant and API key management on top of the tenant store.
 //! - [`orders`]: taking orders idempotently and queueing them for provisioning.
+//! - [`provisioning`]: turning accepted orders into eSIMs at providers, with failover.
 //! - [`runtime`]: entry points for SQS consumers and scheduled jobs.
+//! - [`catalogue`]: the cached, normalised plan catalogue and per-tenant pricing.
+//! - [`webhooks`]: verifying, deduplicating and applying provider webhooks.
+//! - [`esims`]: eSIM views: state, next step, activation details and the QR code.
 
 pub mod aws;
+pub mod catalogue;
 pub mod config;
 pub mod domain;
+pub mod esims;
 pub mod http;
 pub mod orders;
 pub mod ports;
 pub mod providers;
+pub mod provisioning;
 pub mod runtime;
 pub mod tenancy;
+pub mod webhooks;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

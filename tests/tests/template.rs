@@ -79,7 +79,7 @@ fn every_function_runs_on_arm64_provided_al2023_with_json_logs_and_its_own_polic
             function.binary
         );
     }
-    assert_eq!(spec.functions.len(), 5);
+    assert_eq!(spec.functions.len(), 7);
 }
 
 #[test]

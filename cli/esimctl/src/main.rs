@@ -1,5 +1,7 @@
 //! `esimctl`: the operator's command line. Creates tenants, issues, lists and revokes their
-//! API keys, against the same table the functions use, and checks the configured providers.
+//! API keys, manages each tenant's retail pricing and provider routing rules, marks catalogue
+//! entries stale, against the same table the functions use, and checks the configured
+//! providers.
 //!
 //! AWS settings come from the usual AWS environment (profile, region, credentials);
 //! `--endpoint-url` (or `AWS_ENDPOINT_URL`) points it at the local stack.
@@ -8,12 +10,14 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
-use esim_shared::aws::{DynamoTenantStore, Table};
+use clap::{Args, Parser, Subcommand};
+use esim_shared::aws::{DynamoCatalogueStore, DynamoTenantStore, Table};
+use esim_shared::catalogue::{CatalogueStore, Invalidation, PricePoint, PriceRule, PricingRules};
 use esim_shared::config::ProcessEnv;
-use esim_shared::domain::ids::{ApiKeyId, TenantId};
+use esim_shared::domain::ids::{ApiKeyId, PlanId, ProviderId, TenantId};
 use esim_shared::domain::plan::CountryCode;
-use esim_shared::ports::{SystemClock, UlidGenerator};
+use esim_shared::domain::routing::RoutingRules;
+use esim_shared::ports::{StoreError, SystemClock, TenantStore, UlidGenerator};
 use esim_shared::tenancy::TenantAdmin;
 
 #[derive(Debug, Parser)]
@@ -53,6 +57,136 @@ enum Command {
         #[command(subcommand)]
         action: ProvidersAction,
     },
+    /// A tenant's retail pricing: a default rule and overrides per country or plan.
+    Pricing {
+        #[command(subcommand)]
+        action: PricingAction,
+    },
+    /// A tenant's provider routing and failover rules.
+    Routing {
+        #[command(subcommand)]
+        action: RoutingAction,
+    },
+    /// The cached catalogue.
+    Catalogue {
+        #[command(subcommand)]
+        action: CatalogueAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PricingAction {
+    /// Prints a tenant's pricing rules as JSON (the defaults when none were set).
+    Show {
+        /// The tenant id (ten_...).
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Sets the default rule, or with --country or --plan an override, to the given values;
+    /// values not given take the rule's defaults (no margin, no fixed amount, no price
+    /// point), so a rule is always exactly what the command line says.
+    Set {
+        /// The tenant id (ten_...).
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        target: PricingTarget,
+        /// Margin on the wholesale price in basis points (2500 = 25%).
+        #[arg(long, default_value_t = 0)]
+        margin_bp: u32,
+        /// Fixed amount added after the margin, in minor units (cents).
+        #[arg(long, default_value_t = 0)]
+        fixed_minor: i64,
+        /// Round up to a price point, as STEP:ENDING in minor units (100:99 gives x.99).
+        #[arg(long, value_parser = parse_price_point)]
+        price_point: Option<PricePoint>,
+        /// A set retail price in minor units instead of the computation.
+        #[arg(long)]
+        price_minor: Option<i64>,
+    },
+    /// Removes a country or plan override.
+    Clear {
+        /// The tenant id (ten_...).
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        target: PricingTarget,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+struct PricingTarget {
+    /// Override for single-country plans of this country (ISO 3166-1 alpha-2).
+    #[arg(long)]
+    country: Option<String>,
+    /// Override for this plan id (for example airalo:tokyo-7days-1gb).
+    #[arg(long)]
+    plan: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum RoutingAction {
+    /// Prints a tenant's routing rules as JSON (the defaults when none were set).
+    Show {
+        /// The tenant id (ten_...).
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Changes the given settings of a tenant's routing rules, keeping the others.
+    Set {
+        /// The tenant id (ten_...).
+        #[arg(long)]
+        tenant: String,
+        /// Providers in order of preference for failover, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        prefer: Option<Vec<String>>,
+        /// Providers never used for this tenant, comma-separated (empty for none).
+        #[arg(long, value_delimiter = ',')]
+        exclude: Option<Vec<String>>,
+        /// How much more a failover plan may cost wholesale, in basis points.
+        #[arg(long)]
+        cost_tolerance_bp: Option<u32>,
+        /// Whether orders fail over to another provider at all.
+        #[arg(long)]
+        failover: Option<bool>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogueAction {
+    /// Marks a provider's or a country's cached entries stale: their next read fetches them
+    /// again. Warm containers notice within CATALOGUE_MEMORY_TTL_SECONDS.
+    Invalidate {
+        /// Every entry of this provider (airalo, esim-access).
+        #[arg(long, required_unless_present = "country")]
+        provider: Option<String>,
+        /// Every provider's entry for this country (ISO 3166-1 alpha-2).
+        #[arg(long)]
+        country: Option<String>,
+    },
+}
+
+fn parse_price_point(text: &str) -> Result<PricePoint, String> {
+    let (step, ending) = text
+        .split_once(':')
+        .ok_or_else(|| format!("expected STEP:ENDING such as 100:99, got {text:?}"))?;
+    let point = PricePoint {
+        step_minor: step
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad step {step:?}"))?,
+        ending_minor: ending
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad ending {ending:?}"))?,
+    };
+    if point.step_minor <= 0 || !(0..point.step_minor).contains(&point.ending_minor) {
+        return Err(format!(
+            "the ending must be at least 0 and below the step, got {text:?}"
+        ));
+    }
+    Ok(point)
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +251,10 @@ enum CliError {
          credentials (make esimctl reads them from the running local stack)"
     )]
     NoProviders,
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("no tenant {0}: esimctl tenant list shows the tenants")]
+    NoTenant(TenantId),
     #[error("provider {provider} failed to list plans: {source}")]
     Provider {
         provider: String,
@@ -164,8 +302,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
     let aws = loader.load().await;
     let table = Table::new(aws_sdk_dynamodb::Client::new(&aws), cli.table.clone());
+    let tenants = Arc::new(DynamoTenantStore::new(table.clone()));
+    let catalogue = DynamoCatalogueStore::new(table);
     let admin = TenantAdmin::new(
-        Arc::new(DynamoTenantStore::new(table)),
+        tenants.clone(),
         Arc::new(SystemClock),
         Arc::new(UlidGenerator::default()),
     );
@@ -212,7 +352,147 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             admin.revoke_key(&tenant, &key_id).await?;
             println!("key {key_id} revoked");
         }
+        Command::Pricing { action } => pricing(&catalogue, tenants.as_ref(), action).await?,
+        Command::Routing { action } => routing(&catalogue, tenants.as_ref(), action).await?,
+        Command::Catalogue {
+            action: CatalogueAction::Invalidate { provider, country },
+        } => {
+            let mut targets = Vec::new();
+            if let Some(provider) = provider {
+                targets.push(Invalidation::Provider(ProviderId::parse(provider)?));
+            }
+            if let Some(country) = country {
+                targets.push(Invalidation::Country(CountryCode::parse(&country)?));
+            }
+            for target in &targets {
+                let marked = catalogue.mark_stale(target).await?;
+                println!("{target}: {marked} catalogue entries marked stale");
+            }
+        }
         Command::Providers { .. } => {}
+    }
+    Ok(())
+}
+
+async fn existing_tenant(tenants: &dyn TenantStore, tenant: String) -> Result<TenantId, CliError> {
+    let tenant_id = TenantId::parse(tenant)?;
+    match tenants.get_tenant(&tenant_id).await? {
+        Some(_) => Ok(tenant_id),
+        None => Err(CliError::NoTenant(tenant_id)),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(error) => eprintln!("esimctl: cannot print the rules: {error}"),
+    }
+}
+
+async fn pricing(
+    catalogue: &DynamoCatalogueStore,
+    tenants: &dyn TenantStore,
+    action: PricingAction,
+) -> Result<(), CliError> {
+    match action {
+        PricingAction::Show { tenant } => {
+            let tenant_id = existing_tenant(tenants, tenant).await?;
+            let rules = catalogue.pricing(&tenant_id).await?;
+            if rules.is_none() {
+                eprintln!("no pricing rules set: the defaults apply");
+            }
+            print_json(&rules.unwrap_or_default());
+        }
+        PricingAction::Set {
+            tenant,
+            target,
+            margin_bp,
+            fixed_minor,
+            price_point,
+            price_minor,
+        } => {
+            let tenant_id = existing_tenant(tenants, tenant).await?;
+            let mut rules = catalogue.pricing(&tenant_id).await?.unwrap_or_default();
+            let rule = PriceRule {
+                margin_bp,
+                fixed_minor,
+                price_point,
+                price_minor,
+            };
+            match (target.country, target.plan) {
+                (Some(country), _) => {
+                    rules.countries.insert(CountryCode::parse(&country)?, rule);
+                }
+                (_, Some(plan)) => {
+                    rules.plans.insert(PlanId::parse(plan)?, rule);
+                }
+                (None, None) => rules.default = rule,
+            }
+            catalogue.save_pricing(&tenant_id, &rules).await?;
+            print_json(&rules);
+        }
+        PricingAction::Clear { tenant, target } => {
+            let tenant_id = existing_tenant(tenants, tenant).await?;
+            let mut rules: PricingRules = catalogue.pricing(&tenant_id).await?.unwrap_or_default();
+            if let Some(country) = target.country {
+                rules.countries.remove(&CountryCode::parse(&country)?);
+            }
+            if let Some(plan) = target.plan {
+                rules.plans.remove(&PlanId::parse(plan)?);
+            }
+            catalogue.save_pricing(&tenant_id, &rules).await?;
+            print_json(&rules);
+        }
+    }
+    Ok(())
+}
+
+async fn routing(
+    catalogue: &DynamoCatalogueStore,
+    tenants: &dyn TenantStore,
+    action: RoutingAction,
+) -> Result<(), CliError> {
+    let providers = |names: Vec<String>| {
+        names
+            .into_iter()
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .map(ProviderId::parse)
+            .collect::<Result<Vec<_>, _>>()
+    };
+    match action {
+        RoutingAction::Show { tenant } => {
+            let tenant_id = existing_tenant(tenants, tenant).await?;
+            let rules = catalogue.routing(&tenant_id).await?;
+            if rules.is_none() {
+                eprintln!("no routing rules set: the defaults apply");
+            }
+            print_json(&rules.unwrap_or_default());
+        }
+        RoutingAction::Set {
+            tenant,
+            prefer,
+            exclude,
+            cost_tolerance_bp,
+            failover,
+        } => {
+            let tenant_id = existing_tenant(tenants, tenant).await?;
+            let mut rules: RoutingRules = catalogue.routing(&tenant_id).await?.unwrap_or_default();
+            if let Some(prefer) = prefer {
+                rules.preference = providers(prefer)?;
+            }
+            if let Some(exclude) = exclude {
+                rules.excluded = providers(exclude)?;
+            }
+            if let Some(tolerance) = cost_tolerance_bp {
+                rules.cost_tolerance_bp = tolerance;
+            }
+            if let Some(failover) = failover {
+                rules.failover = failover;
+            }
+            catalogue.save_routing(&tenant_id, &rules).await?;
+            print_json(&rules);
+        }
     }
     Ok(())
 }

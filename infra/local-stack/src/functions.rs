@@ -61,11 +61,17 @@ pub fn build(
         "catalogue-api" => LocalFunction::Http(Arc::new(
             catalogue_api::CatalogueApi::from_env(aws, env).map_err(config)?,
         )),
+        "catalogue-events" => LocalFunction::Sqs(Arc::new(
+            catalogue_api::CatalogueEvents::from_env(aws, env).map_err(config)?,
+        )),
         "orders-api" => LocalFunction::Http(Arc::new(
             orders_api::OrdersApi::from_env(aws, env).map_err(config)?,
         )),
         "webhook-intake" => LocalFunction::Http(Arc::new(
             webhook_intake::WebhookIntake::from_env(aws, env).map_err(config)?,
+        )),
+        "webhook-retry" => LocalFunction::Sqs(Arc::new(
+            webhook_intake::WebhookRetry::from_env(aws, env).map_err(config)?,
         )),
         "provisioning-worker" => LocalFunction::Sqs(Arc::new(
             provisioning_worker::ProvisioningWorker::from_env(aws, env).map_err(config)?,

@@ -172,6 +172,9 @@ impl LocalStack {
                 tracing::error!(%error, "HTTP server stopped");
             }
         })];
+        if let Some(sim) = &simulator {
+            register_webhook_urls(sim, &format!("http://{address}"));
+        }
         let mut pumps = HashMap::new();
         for function in &spec.functions {
             for trigger in &function.triggers {
@@ -251,6 +254,27 @@ pub fn simulator_environment(sim: &provider_sim::SimHandle) -> HashMap<String, S
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))
     .collect()
+}
+
+/// Registers the intake's URLs as the simulated providers' webhook URLs, as a partner
+/// registers them with a real provider, so that simulated webhooks reach the webhook intake.
+fn register_webhook_urls(sim: &provider_sim::SimHandle, base_url: &str) {
+    let targets = [
+        (
+            provider_sim::Provider::Airalo,
+            format!("{base_url}/webhooks/airalo"),
+        ),
+        (
+            provider_sim::Provider::EsimAccess,
+            format!("{base_url}/webhooks/esim-access/{LOCAL_ESIM_ACCESS_WEBHOOK_SECRET}"),
+        ),
+    ];
+    for (provider, url) in targets {
+        let patch = serde_json::json!({ "webhook_url": url });
+        if let Err(error) = sim.set_knobs(provider, &patch) {
+            tracing::warn!(%error, "failed to register a webhook URL with the simulator");
+        }
+    }
 }
 
 /// The secret path segment of eSIM Access webhooks on the local stack.

@@ -4,19 +4,25 @@
 //! Endpoints come from configuration: in AWS the SDK's defaults, locally `AWS_ENDPOINT_URL`
 //! (which the SDK reads itself) pointing at the moto server, so the same code talks to both.
 
+pub mod catalogue_store;
 pub mod dynamo;
+pub mod esim_store;
 pub mod eventbridge;
 pub mod order_store;
 pub mod sqs;
 pub mod tenant_store;
+pub mod webhook_store;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
+pub use catalogue_store::DynamoCatalogueStore;
 pub use dynamo::Table;
+pub use esim_store::DynamoEsimStore;
 pub use eventbridge::EventBridgePublisher;
 pub use order_store::DynamoOrderStore;
 pub use sqs::SqsQueue;
 pub use tenant_store::DynamoTenantStore;
+pub use webhook_store::DynamoWebhookStore;
 
 /// Loads the AWS configuration from the environment, once per container.
 pub async fn load_config() -> SdkConfig {

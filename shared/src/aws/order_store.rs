@@ -212,6 +212,43 @@ impl OrderStore for DynamoOrderStore {
         }
     }
 
+    async fn record_answer(
+        &self,
+        tenant_id: &TenantId,
+        key: &str,
+        order_id: &OrderId,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        let outcome = self
+            .table
+            .client()
+            .update_item()
+            .table_name(self.table.name())
+            .set_key(Some(super::dynamo::key(
+                idempotency_pk(tenant_id, key),
+                "IDEM",
+            )))
+            .update_expression(
+                "SET response_status = :status, response_body = :body \
+                 REMOVE answer_pending_until",
+            )
+            .condition_expression("order_id = :order")
+            .expression_attribute_values(":status", number(i64::from(status)))
+            .expression_attribute_values(":body", AttributeValue::S(body.to_owned()))
+            .expression_attribute_values(":order", AttributeValue::S(order_id.to_string()))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(error) => match super::dynamo::map_sdk_error(order_id.as_str(), error) {
+                // The key was reused after its retention period: the new record is not ours.
+                StoreError::Conflict { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
     async fn get(
         &self,
         tenant_id: &TenantId,

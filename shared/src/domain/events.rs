@@ -78,6 +78,13 @@ pub enum EventKind {
         from: ProfileState,
         /// The state after.
         to: ProfileState,
+        /// When the state before was reached, where known: time to activation is measured
+        /// from these stamps.
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        from_reached_at: Option<OffsetDateTime>,
+        /// When the state after was reached, by the provider's clock where it says.
+        #[serde(with = "time::serde::rfc3339")]
+        to_reached_at: OffsetDateTime,
     },
 }
 

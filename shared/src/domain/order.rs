@@ -224,6 +224,11 @@ pub struct IdempotencyRecord {
     /// When the key was first used; it is honoured for the retention period from then.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// While the first request may still replace its answer (it waits a bounded time for a
+    /// synchronous provider), a retry is told the request is in flight (409) instead of
+    /// getting an answer that is about to change. `None` once the answer is final.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub answer_pending_until: Option<OffsetDateTime>,
 }
 
 /// Checks an `Idempotency-Key` header value.

@@ -3,11 +3,13 @@
 //! tests.
 
 pub mod bus;
+pub mod esims;
 pub mod orders;
 pub mod plans;
 pub mod provider;
 pub mod queue;
 pub mod store;
+pub mod webhooks;
 
 use time::OffsetDateTime;
 use ulid::Ulid;

@@ -41,6 +41,18 @@ pub trait OrderStore: Send + Sync + std::fmt::Debug {
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
 
+    /// Replaces the answer a key replays with the request's final answer (a synchronous order
+    /// answered 201 after its bounded wait) and marks it final. Only the record of `order_id`
+    /// is changed; a record the key got since is left alone.
+    async fn record_answer(
+        &self,
+        tenant_id: &TenantId,
+        key: &str,
+        order_id: &OrderId,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError>;
+
     /// An order of a tenant.
     async fn get(
         &self,
