@@ -17,6 +17,7 @@
 //! - [`catalogue`]: the cached, normalised plan catalogue and per-tenant pricing.
 //! - [`webhooks`]: verifying, deduplicating and applying provider webhooks.
 //! - [`esims`]: eSIM views: state, next step, activation details and the QR code.
+//! - [`usage`]: usage polling, merging, and exactly-once low-balance and expiry alerts.
 
 pub mod aws;
 pub mod catalogue;
@@ -30,6 +31,7 @@ pub mod providers;
 pub mod provisioning;
 pub mod runtime;
 pub mod tenancy;
+pub mod usage;
 pub mod webhooks;
 
 #[cfg(any(test, feature = "test-support"))]

@@ -223,7 +223,12 @@ impl WebhookService {
                 return Err(unauthenticated());
             }
             Err(error @ WebhookError::Malformed(_)) => {
-                tracing::warn!(provider = %provider.id(), bytes = inbound.body.len(), %error, "webhook not understood");
+                tracing::warn!(
+                    provider = %provider.id(),
+                    bytes = inbound.body.len(),
+                    %error,
+                    "webhook not understood"
+                );
                 return Err(DomainError::with_message(
                     ErrorCode::InvalidRequest,
                     "The webhook is authentic but its body could not be read.",
@@ -242,7 +247,11 @@ impl WebhookService {
             .await?;
         match claim {
             Claim::Done => {
-                tracing::info!(provider = %provider_id, dedupe_key = %event.dedupe_key, "duplicate webhook");
+                tracing::info!(
+                    provider = %provider_id,
+                    dedupe_key = %event.dedupe_key,
+                    "duplicate webhook"
+                );
                 return Ok(WebhookAck {
                     status: "duplicate".to_owned(),
                     applied: 0,
@@ -287,7 +296,11 @@ impl WebhookService {
                     .release(&provider_id, &event.dedupe_key)
                     .await
                 {
-                    tracing::warn!(provider = %provider_id, error = %release, "failed to release a webhook claim; it lapses with its lease");
+                    tracing::warn!(
+                        provider = %provider_id,
+                        error = %release,
+                        "failed to release a webhook claim; it lapses with its lease"
+                    );
                 }
                 Err(error)
             }
@@ -330,7 +343,12 @@ impl WebhookService {
                 .send_delayed(&body, self.settings.retry_delay)
                 .await
                 .map_err(DomainError::internal)?;
-            tracing::info!(provider = %provider, reference, facts = entries.len(), "webhook facts parked until what they name is stored");
+            tracing::info!(
+                provider = %provider,
+                reference,
+                facts = entries.len(),
+                "webhook facts parked until what they name is stored"
+            );
         }
         Ok(WebhookAck {
             status: "accepted".to_owned(),
@@ -433,7 +451,12 @@ impl WebhookService {
             .send(&body)
             .await
             .map_err(DomainError::internal)?;
-        tracing::info!(tenant_id = %tenant_id, order_id = %order_id, provider = %provider, "asynchronous order result handed to the provisioning worker");
+        tracing::info!(
+            tenant_id = %tenant_id,
+            order_id = %order_id,
+            provider = %provider,
+            "asynchronous order result handed to the provisioning worker"
+        );
         Ok(true)
     }
 
@@ -501,7 +524,13 @@ impl WebhookService {
                 to_reached_at,
             },
         };
-        tracing::info!(tenant_id = %esim.tenant_id, esim_id = %esim.esim_id, from = from.as_str(), to = to.as_str(), "eSIM state changed");
+        tracing::info!(
+            tenant_id = %esim.tenant_id,
+            esim_id = %esim.esim_id,
+            from = from.as_str(),
+            to = to.as_str(),
+            "eSIM state changed"
+        );
         // The state is saved already; a failed publish is reported so the delivery is retried,
         // but the retry finds the state applied and does not publish again. The event is then
         // missing from the bus, which the time-to-activation metric counts as a gap.
@@ -523,11 +552,13 @@ impl WebhookService {
         };
         let mut report = report.clone();
         report.measured_at.get_or_insert(self.ports.clock.now());
-        let saved = self
-            .ports
-            .esims
-            .save_usage(&stored.esim.tenant_id, &stored.esim.esim_id, &report)
-            .await?;
+        // The one merge rule polls also follow: newer by the provider's clock and different.
+        let saved = crate::usage::replaces(stored.usage.as_ref(), &report)
+            && self
+                .ports
+                .esims
+                .save_usage(&stored.esim.tenant_id, &stored.esim.esim_id, &report)
+                .await?;
         tracing::debug!(esim_id = %stored.esim.esim_id, saved, "usage figure from a webhook");
         Ok(true)
     }

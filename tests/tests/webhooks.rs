@@ -109,7 +109,11 @@ fn smdp_event(notify_id: &str, iccid: &Iccid, smdp_status: &str) -> String {
         "notifyType": "SMDP_EVENT",
         "eventGenerateTime": "2026-06-01T12:00:00+0000",
         "notifyId": notify_id,
-        "content": {"iccid": iccid.as_str(), "esimStatus": "GOT_RESOURCE", "smdpStatus": smdp_status},
+        "content": {
+            "iccid": iccid.as_str(),
+            "esimStatus": "GOT_RESOURCE",
+            "smdpStatus": smdp_status,
+        },
     })
     .to_string()
 }

@@ -9,6 +9,7 @@
 //! error shape.
 
 mod esims;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,7 @@ pub struct OrdersApi {
     tenants: Arc<dyn TenantStore>,
     orders: OrderService,
     esims: esims::EsimRoutes,
+    usage: usage::UsageRoute,
 }
 
 impl OrdersApi {
@@ -72,6 +74,7 @@ impl OrdersApi {
         let table = Table::new(clients.dynamodb, config.core.table_name.clone());
         let tenants: Arc<dyn TenantStore> = Arc::new(DynamoTenantStore::new(table.clone()));
         let esims = esims::EsimRoutes::new(table.clone());
+        let usage = usage::UsageRoute::new(table.clone());
         let clock = Arc::new(SystemClock);
         let sync_providers = providers
             .iter()
@@ -122,6 +125,7 @@ impl OrdersApi {
             tenants,
             orders,
             esims,
+            usage,
         })
     }
 
@@ -174,9 +178,8 @@ impl HttpHandler for OrdersApi {
                     Route::GetEsim => self.esims.get(request).await,
                     Route::GetEsimQr => self.esims.qr(request).await,
                     Route::CustomerEsims => self.esims.for_customer(request).await,
-                    Route::GetEsimUsage | Route::TopUp | Route::Reissue | Route::Transfer => {
-                        http::not_implemented()
-                    }
+                    Route::GetEsimUsage => self.usage.get(request).await,
+                    Route::TopUp | Route::Reissue | Route::Transfer => http::not_implemented(),
                 }
             },
         )

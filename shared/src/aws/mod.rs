@@ -11,6 +11,7 @@ pub mod eventbridge;
 pub mod order_store;
 pub mod sqs;
 pub mod tenant_store;
+pub mod usage_store;
 pub mod webhook_store;
 
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -22,6 +23,7 @@ pub use eventbridge::EventBridgePublisher;
 pub use order_store::DynamoOrderStore;
 pub use sqs::SqsQueue;
 pub use tenant_store::DynamoTenantStore;
+pub use usage_store::DynamoUsageStore;
 pub use webhook_store::DynamoWebhookStore;
 
 /// Loads the AWS configuration from the environment, once per container.

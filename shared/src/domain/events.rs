@@ -70,6 +70,22 @@ pub enum EventKind {
         /// What a one-tap renewal would buy.
         renewal: RenewalOffer,
     },
+    /// An eSIM's plan ends within a threshold of days.
+    PlanExpiring {
+        /// The eSIM.
+        esim_id: EsimId,
+        /// When the plan ends.
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+        /// The threshold crossed, in days before the end.
+        threshold_days: u32,
+        /// Megabytes left; `None` for unlimited plans.
+        remaining_mb: Option<u64>,
+        /// Percent left, 0 to 100; `None` for unlimited plans.
+        remaining_percent: Option<u8>,
+        /// What a one-tap renewal would buy.
+        renewal: RenewalOffer,
+    },
     /// A profile moved in its lifecycle.
     EsimStateChanged {
         /// The eSIM.
@@ -97,6 +113,7 @@ impl EventKind {
             EventKind::OrderProvisioned { .. } => "OrderProvisioned",
             EventKind::OrderFailed { .. } => "OrderFailed",
             EventKind::LowBalance { .. } => "LowBalance",
+            EventKind::PlanExpiring { .. } => "PlanExpiring",
             EventKind::EsimStateChanged { .. } => "EsimStateChanged",
         }
     }

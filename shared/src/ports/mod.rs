@@ -9,6 +9,7 @@ pub mod plans;
 pub mod provider;
 pub mod queue;
 pub mod store;
+pub mod usage;
 pub mod webhooks;
 
 use time::OffsetDateTime;
