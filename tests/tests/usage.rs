@@ -17,7 +17,10 @@ use esim_shared::domain::plan::{CountryCode, DataAllowance, ProviderPlan};
 use esim_shared::ports::esims::EsimStore;
 use esim_shared::ports::usage::{PollTarget, UsageStore};
 use esim_shared::ports::{Clock, EventPublisher, PublishError};
-use esim_shared::usage::{PollerSettings, UsagePollService, index_partition};
+use esim_shared::usage::{
+    INDEX_PARTITIONS, PollerSettings, UsagePollService, index_partition_key, slot_first_key,
+    slot_last_key, wheel_partition,
+};
 use integration_tests::table;
 use order_support::{World, post_order, world};
 use serde_json::{Value, json};
@@ -254,19 +257,26 @@ impl Usage {
 
     async fn target(&self) -> PollTarget {
         let store = DynamoUsageStore::new(table(&self.w.aws, &self.w.stack));
-        let page = store
-            .due(
-                index_partition(&self.esim.esim_id),
-                self.clock.now(),
-                None,
-                100,
-            )
-            .await
-            .expect("due");
-        page.targets
-            .into_iter()
-            .find(|t| t.esim.esim_id == self.esim.esim_id)
-            .expect("the eSIM is due")
+        for partition in 0..INDEX_PARTITIONS {
+            let (tier, part) = wheel_partition(partition);
+            let page = store
+                .due(
+                    &index_partition_key(tier, part),
+                    &slot_first_key(0),
+                    &slot_last_key(tier.minutes() - 1),
+                    100,
+                )
+                .await
+                .expect("due");
+            if let Some(target) = page
+                .targets
+                .into_iter()
+                .find(|t| t.esim.esim_id == self.esim.esim_id)
+            {
+                return target;
+            }
+        }
+        panic!("the eSIM is in the poll wheel")
     }
 }
 
@@ -462,8 +472,8 @@ async fn benchmark_table_requests_per_round_at_1k_esims_on_moto() {
     use esim_shared::domain::lifecycle::ProfileState;
     use esim_shared::ports::provider::UsageReport;
     use esim_shared::testing::InMemoryPublisher;
+    use esim_shared::usage::WheelPlace;
     use esim_shared::usage::memory::{ScriptedUsageProvider, sample_esim};
-    use esim_shared::usage::{due_sort_key, index_partition_key};
 
     let (stack, aws) = integration_tests::stack(|o| o.background = false).await;
     let table = table(&aws, &stack);
@@ -491,14 +501,14 @@ async fn benchmark_table_requests_per_round_at_1k_esims_on_moto() {
             "ESIM",
         )
         .expect("item");
-        let partition = index_partition(&esim.esim_id);
+        let place = WheelPlace::new_esim(&esim.esim_id);
         item.insert(
             "gsi3pk".to_owned(),
-            aws_sdk_dynamodb::types::AttributeValue::S(index_partition_key(partition)),
+            aws_sdk_dynamodb::types::AttributeValue::S(place.partition_key),
         );
         item.insert(
             "gsi3sk".to_owned(),
-            aws_sdk_dynamodb::types::AttributeValue::S(due_sort_key(start, &esim.esim_id)),
+            aws_sdk_dynamodb::types::AttributeValue::S(place.sort_key),
         );
         writes.push(
             aws_sdk_dynamodb::types::WriteRequest::builder()
@@ -546,11 +556,12 @@ async fn benchmark_table_requests_per_round_at_1k_esims_on_moto() {
     let after = store.calls();
     let (reads, writes) = (after.reads - before.reads, after.writes - before.writes);
     println!(
-        "moto, {count} eSIMs: reads/round {reads} = {:.2} per 100 eSIMs; writes/round {writes} = \
-         {:.3} per polled eSIM ({} with a changed figure, {} rescheduling only, {} lease)",
+        "moto, {count} eSIMs: reads/round {reads} = {:.2} per 100 eSIMs; writes/round {writes}: \
+         {} eSIM writes for {} changed = {:.3} per changed eSIM, none for {} unchanged, {} lease",
         reads as f64 * 100.0 / count as f64,
-        writes as f64 / round.polled as f64,
+        round.esim_writes,
         round.changed,
+        round.esim_writes as f64 / round.changed.max(1) as f64,
         round.polled - round.changed,
         2 * round.shards_polled
     );
@@ -561,8 +572,12 @@ async fn benchmark_table_requests_per_round_at_1k_esims_on_moto() {
         "at most one read per 100 eSIMs: {reads}"
     );
     assert_eq!(
+        round.esim_writes, round.changed,
+        "one write per changed eSIM"
+    );
+    assert_eq!(
         writes,
-        count + 2,
-        "one write per polled eSIM plus the shard lease"
+        round.changed + 2,
+        "no write for unchanged eSIMs; two for the shard lease"
     );
 }

@@ -1,7 +1,8 @@
 //! Cost of a usage round: DynamoDB requests per eSIM and per round for 1k, 10k and 100k
 //! eSIMs, over the in-memory store that counts requests as DynamoDB bills them (one read per
-//! Query page, one write per update). `tests/tests/usage.rs` confirms the counts at 1k over
-//! the real protocol against moto.
+//! Query page, one write per update). The measured round reaches every eSIM (a whole turn of
+//! the wheel came round); a later 5-minute round shows the fixed cost of a tick between
+//! turns. `tests/tests/usage.rs` confirms the counts at 1k over the real protocol against moto.
 //!
 //! Run: `cargo run -p usage-poller --example poll_cost`
 
@@ -43,7 +44,7 @@ async fn measure(count: u64) -> Result<(), Box<dyn std::error::Error>> {
         let tenant = TenantId::parse(format!("tenant-{}", n % TENANTS))?;
         let esim = sample_esim(&tenant, &provider_id, n, start)?;
         provider.set(figure(&esim, 9_000));
-        store.insert(esim.clone(), start);
+        store.insert(esim.clone());
         esims.push(esim);
     }
     let poller = UsagePollService::new(
@@ -74,26 +75,40 @@ async fn measure(count: u64) -> Result<(), Box<dyn std::error::Error>> {
         reads: after.reads - before.reads,
         writes: after.writes - before.writes,
     };
+    clock.advance(Duration::minutes(5));
+    let tick_before = store.calls();
+    let tick = poller.run_round(None).await?;
+    let tick_reads = store.calls().reads - tick_before.reads;
+
     let n = count as f64;
     let leases = u64::from(2 * round.shards_polled);
-    let schedule_only = round.polled - round.changed;
     println!(
-        "{count:>7} eSIMs | reads/round {:>4} = {:.2} per 100 eSIMs | writes/round {:>6} = \
-         {:.3} per polled eSIM: {} carrying a changed figure (1 per changed eSIM, none extra), \
-         {} rescheduling unchanged eSIMs, {} shard lease writes",
+        "{count:>7} eSIMs | reads/round {:>4} = {:.2} per 100 eSIMs | writes/round {:>6}: {} eSIM \
+         writes for {} changed = {:.3} per changed eSIM, {} for {} unchanged, {} shard lease \
+         | next 5-minute tick: {} reads for {} eSIMs",
         cost.reads,
         cost.reads as f64 * 100.0 / n,
         cost.writes,
-        cost.writes as f64 / round.polled.max(1) as f64,
+        round.esim_writes,
         round.changed,
-        schedule_only,
+        round.esim_writes as f64 / round.changed.max(1) as f64,
+        round.esim_writes - round.changed.min(round.esim_writes),
+        round.polled - round.changed,
         leases,
+        tick_reads,
+        tick.polled,
+    );
+    assert_eq!(round.polled, count, "the measured round reached every eSIM");
+    assert_eq!(
+        round.esim_writes, round.changed,
+        "one write per changed eSIM"
     );
     assert_eq!(
         cost.writes,
-        round.polled + leases,
-        "one write per polled eSIM"
+        round.changed + leases,
+        "no write for unchanged eSIMs"
     );
+    assert!(cost.reads * 100 <= count, "at most one read per 100 eSIMs");
     Ok(())
 }
 

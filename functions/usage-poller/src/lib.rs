@@ -22,7 +22,7 @@ use esim_shared::runtime::ScheduledJob;
 use esim_shared::usage::{PollerSettings, UsagePollService};
 use serde_json::json;
 
-/// How many pollers share the due-for-poll index.
+/// How many pollers share the poll wheel.
 pub const USAGE_POLL_SHARDS: &str = "USAGE_POLL_SHARDS";
 /// How long one round may run; keep it below the function timeout.
 pub const USAGE_POLL_BUDGET_SECONDS: &str = "USAGE_POLL_BUDGET_SECONDS";

@@ -10,7 +10,7 @@
 //! - `T#<tenant>#IDEM#<sha256 of key>` / `IDEM`: the idempotency record, with
 //!   `created_epoch` deciding when the key may be used again and `ttl` cleaning it up later.
 //! - `T#<tenant>#ESIM#<esim>` / `ESIM`: an eSIM; in `gsi1` under `ICCID#<provider>#<iccid>`
-//!   and in `gsi2` under `T#<tenant>#CUSTOMER#<customer>`; in `gsi3` under `POLL#<partition>`
+//!   and in `gsi2` under `T#<tenant>#CUSTOMER#<customer>`; in `gsi3` under `POLL#<tier>#<part>`
 //!   for the usage poller (see `usage_store`).
 
 use std::collections::HashMap;
@@ -155,14 +155,11 @@ impl DynamoOrderStore {
         for (name, value) in pairs {
             item.insert(name.to_owned(), AttributeValue::S(value));
         }
-        // Due for its first usage poll at once; the poller reschedules it from then on.
-        let partition = crate::usage::index_partition(&esim.esim_id);
-        let due = crate::usage::due_sort_key(esim.created_at, &esim.esim_id);
-        item.insert(
-            "gsi3pk".to_owned(),
-            AttributeValue::S(crate::usage::index_partition_key(partition)),
-        );
-        item.insert("gsi3sk".to_owned(), AttributeValue::S(due));
+        // In the poll wheel's fast tier, so the first usage poll comes within 15 minutes; the
+        // poller moves it to the tier it needs from then on.
+        let place = crate::usage::WheelPlace::new_esim(&esim.esim_id);
+        item.insert("gsi3pk".to_owned(), AttributeValue::S(place.partition_key));
+        item.insert("gsi3sk".to_owned(), AttributeValue::S(place.sort_key));
         Ok(item)
     }
 }

@@ -1,13 +1,15 @@
 //! The usage poller's items in the table:
-//! - eSIM items (`T#<tenant>#ESIM#<esim>` / `ESIM`) sit in the sparse index `gsi3` under
-//!   `POLL#<partition>` with sort key `<next due, epoch seconds>#<esim>`; a poll rewrites the
-//!   sort key (or removes both attributes once the plan is over) in the same update that
-//!   stores a changed figure. The sweep's `ORDERS#ACCEPTED` partition never mixes with these.
+//! - eSIM items (`T#<tenant>#ESIM#<esim>` / `ESIM`) sit in the sparse index `gsi3`, the poll
+//!   wheel: `POLL#<tier>#<part>` with sort key `<slot, 3 digits>#<esim>`. A poll updates the
+//!   item only when something changed: a changed figure, a move to another tier or slot, or
+//!   the end of the plan (both index attributes removed). The sweep's `ORDERS#ACCEPTED`
+//!   partition never mixes with these.
 //! - alert records in the eSIM's partition, sort key `ALERT#<esim>#<period>#<threshold>`,
 //!   `status` publishing or published.
 //! - `T#<tenant>#SETTINGS` / `USAGE_ALERTS`: a tenant's alert thresholds.
-//! - `POLL#LEASE#<shard>` / `LEASE`: which poller works a shard, until when. Like the API key
-//!   lookup it belongs to no tenant.
+//! - `POLL#LEASE#<shard>` / `LEASE`: which poller works a shard, until when, and the wheel
+//!   cursors of its partitions (`cursors`, JSON) saved when the lease is given back. Like the
+//!   API key lookup it belongs to no tenant.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,9 +22,10 @@ use super::dynamo::{Item, Table, from_item, key, map_sdk_error, number, to_item}
 use crate::domain::ids::{EsimId, TenantId};
 use crate::ports::StoreError;
 use crate::ports::usage::{
-    AlertClaim, CurrentUsage, DuePage, PollTarget, PollWrite, StoreCalls, UsageStore,
+    AlertClaim, CurrentUsage, DuePage, Placement, PollTarget, PollWrite, StoreCalls, UsageStore,
+    WheelCursors,
 };
-use crate::usage::{AlertKey, AlertSettings, due_bound, due_sort_key, index_partition_key};
+use crate::usage::{AlertKey, AlertSettings, WheelPlace};
 
 const USAGE: &str = "usage";
 const USAGE_MEASURED: &str = "usage_measured_epoch";
@@ -30,6 +33,7 @@ const USAGE_CHECKED: &str = "usage_checked_epoch";
 const PUBLISHING: &str = "publishing";
 const PUBLISHED: &str = "published";
 const SETTINGS_SK: &str = "USAGE_ALERTS";
+const CURSORS: &str = "cursors";
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_LIMIT: usize = 100;
 /// Alert records outlive any plan period.
@@ -88,7 +92,10 @@ impl DynamoUsageStore {
     }
 
     fn target(item: Item) -> Result<PollTarget, StoreError> {
-        let due_key = string(&item, "gsi3sk").unwrap_or_default();
+        let place = WheelPlace {
+            partition_key: string(&item, "gsi3pk").unwrap_or_default(),
+            sort_key: string(&item, "gsi3sk").unwrap_or_default(),
+        };
         let mut item = item;
         let usage = match item.remove(USAGE) {
             Some(value) => Some(
@@ -100,7 +107,7 @@ impl DynamoUsageStore {
         Ok(PollTarget {
             esim: from_item(item)?,
             usage,
-            due_key,
+            place,
         })
     }
 }
@@ -122,99 +129,112 @@ impl UsageStore for DynamoUsageStore {
         holder: &str,
         now: OffsetDateTime,
         until: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<WheelCursors>, StoreError> {
         self.wrote();
-        let mut item = key(lease_pk(shard), "LEASE");
-        item.insert("holder".to_owned(), AttributeValue::S(holder.to_owned()));
-        item.insert("lease_until".to_owned(), number(until.unix_timestamp()));
-        item.insert(
-            super::dynamo::TTL.to_owned(),
-            number(until.unix_timestamp() + 86_400),
-        );
         let what = format!("shard {shard} lease");
         let outcome = self
             .table
             .client()
-            .put_item()
+            .update_item()
             .table_name(self.table.name())
-            .set_item(Some(item))
+            .set_key(Some(key(lease_pk(shard), "LEASE")))
+            .update_expression("SET holder = :holder, lease_until = :until, #ttl = :ttl")
             .condition_expression(
                 "attribute_not_exists(pk) OR lease_until < :now OR holder = :holder",
             )
+            .expression_attribute_names("#ttl", super::dynamo::TTL)
             .expression_attribute_values(":now", number(now.unix_timestamp()))
+            .expression_attribute_values(":until", number(until.unix_timestamp()))
+            .expression_attribute_values(":ttl", number(until.unix_timestamp() + 86_400))
             .expression_attribute_values(":holder", AttributeValue::S(holder.to_owned()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await
-            .map(|_| ())
             .map_err(|e| map_sdk_error(&what, e));
-        conflict_is_fine(outcome)
+        let output = match outcome {
+            Ok(output) => output,
+            Err(StoreError::Conflict { .. }) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        let cursors = output
+            .attributes
+            .as_ref()
+            .and_then(|item| string(item, CURSORS));
+        match cursors {
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| malformed("wheel cursors", e)),
+            None => Ok(Some(WheelCursors::new())),
+        }
     }
 
-    async fn release_shard(&self, shard: u32, holder: &str) -> Result<(), StoreError> {
+    async fn release_shard(
+        &self,
+        shard: u32,
+        holder: &str,
+        cursors: &WheelCursors,
+    ) -> Result<(), StoreError> {
         self.wrote();
         let what = format!("shard {shard} lease");
+        let text = serde_json::to_string(cursors).map_err(|e| malformed("wheel cursors", e))?;
         let outcome = self
             .table
             .client()
-            .delete_item()
+            .update_item()
             .table_name(self.table.name())
             .set_key(Some(key(lease_pk(shard), "LEASE")))
+            .update_expression("SET lease_until = :zero, #c = :cursors")
             .condition_expression("holder = :holder")
+            .expression_attribute_names("#c", CURSORS)
+            .expression_attribute_values(":zero", number(0))
+            .expression_attribute_values(":cursors", AttributeValue::S(text))
             .expression_attribute_values(":holder", AttributeValue::S(holder.to_owned()))
             .send()
             .await
             .map(|_| ())
             .map_err(|e| map_sdk_error(&what, e));
-        conflict_is_fine(outcome).map(|_| ())
+        if !conflict_is_fine(outcome)? {
+            // The lease ran out and another poller took it; its cursors win.
+            tracing::info!(shard, "shard lease lost before release; cursors not saved");
+        }
+        Ok(())
     }
 
     async fn due(
         &self,
-        partition: u32,
-        due_before: OffsetDateTime,
-        after: Option<&str>,
+        partition_key: &str,
+        from: &str,
+        to: &str,
         limit: usize,
     ) -> Result<DuePage, StoreError> {
         self.read();
-        let partition_key = index_partition_key(partition);
-        let start = match after {
-            Some(cursor) => Some(
-                serde_json::from_str::<Vec<String>>(cursor)
-                    .map_err(|e| malformed("poll page cursor", e))
-                    .map(|parts| cursor_key(&parts))?,
-            ),
-            None => None,
-        };
         let output = self
             .table
             .client()
             .query()
             .table_name(self.table.name())
             .index_name("gsi3")
-            .key_condition_expression("gsi3pk = :p AND gsi3sk < :bound")
-            .expression_attribute_values(":p", AttributeValue::S(partition_key.clone()))
-            .expression_attribute_values(":bound", AttributeValue::S(due_bound(due_before)))
+            .key_condition_expression("gsi3pk = :p AND gsi3sk BETWEEN :from AND :to")
+            .expression_attribute_values(":p", AttributeValue::S(partition_key.to_owned()))
+            .expression_attribute_values(":from", AttributeValue::S(from.to_owned()))
+            .expression_attribute_values(":to", AttributeValue::S(to.to_owned()))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| map_sdk_error(&partition_key, e))?;
-        let next = match output.last_evaluated_key {
-            Some(last) if !last.is_empty() => {
-                let parts: Vec<String> = ["pk", "sk", "gsi3pk", "gsi3sk"]
-                    .iter()
-                    .map(|name| string(&last, name).unwrap_or_default())
-                    .collect();
-                Some(serde_json::to_string(&parts).map_err(|e| malformed("poll cursor", e))?)
-            }
-            _ => None,
-        };
+            .map_err(|e| map_sdk_error(partition_key, e))?;
+        let more = output
+            .last_evaluated_key
+            .as_ref()
+            .is_some_and(|last| !last.is_empty());
         let targets = output
             .items
             .unwrap_or_default()
             .into_iter()
             .map(Self::target)
             .collect::<Result<Vec<_>, _>>()?;
+        let next = more
+            .then(|| targets.last().map(|t| t.place.sort_key.clone()))
+            .flatten();
         Ok(DuePage { targets, next })
     }
 
@@ -247,7 +267,8 @@ impl UsageStore for DynamoUsageStore {
         let esim = &target.esim;
         let what = format!("esim {} poll", esim.esim_id);
         let mut sets = vec!["#checked = :checked"];
-        let mut condition = "attribute_exists(pk) AND gsi3sk = :due_key".to_owned();
+        let mut condition =
+            "attribute_exists(pk) AND gsi3pk = :due_pk AND gsi3sk = :due_key".to_owned();
         let mut request = self
             .table
             .client()
@@ -256,7 +277,14 @@ impl UsageStore for DynamoUsageStore {
             .set_key(Some(key(esim_pk(&esim.tenant_id, &esim.esim_id), "ESIM")))
             .expression_attribute_names("#checked", USAGE_CHECKED)
             .expression_attribute_values(":checked", number(write.checked_at.unix_timestamp()))
-            .expression_attribute_values(":due_key", AttributeValue::S(target.due_key.clone()));
+            .expression_attribute_values(
+                ":due_pk",
+                AttributeValue::S(target.place.partition_key.clone()),
+            )
+            .expression_attribute_values(
+                ":due_key",
+                AttributeValue::S(target.place.sort_key.clone()),
+            );
         if let Some(usage) = &write.usage {
             let measured = usage.measured_at.map_or(0, |at| at.unix_timestamp());
             let value = serde_dynamo::to_attribute_value(usage).map_err(|e| malformed(&what, e))?;
@@ -269,16 +297,23 @@ impl UsageStore for DynamoUsageStore {
                 .expression_attribute_values(":usage", value)
                 .expression_attribute_values(":measured", number(measured));
         }
-        let expression = match write.next_due {
-            Some(due) => {
-                sets.push("gsi3sk = :next");
-                request = request.expression_attribute_values(
-                    ":next",
-                    AttributeValue::S(due_sort_key(due, &esim.esim_id)),
-                );
+        let expression = match &write.placement {
+            Placement::Keep => format!("SET {}", sets.join(", ")),
+            Placement::Move(place) => {
+                sets.push("gsi3pk = :next_pk");
+                sets.push("gsi3sk = :next_key");
+                request = request
+                    .expression_attribute_values(
+                        ":next_pk",
+                        AttributeValue::S(place.partition_key.clone()),
+                    )
+                    .expression_attribute_values(
+                        ":next_key",
+                        AttributeValue::S(place.sort_key.clone()),
+                    );
                 format!("SET {}", sets.join(", "))
             }
-            None => format!("SET {} REMOVE gsi3pk, gsi3sk", sets.join(", ")),
+            Placement::Remove => format!("SET {} REMOVE gsi3pk, gsi3sk", sets.join(", ")),
         };
         let outcome = request
             .update_expression(expression)
@@ -438,12 +473,4 @@ impl UsageStore for DynamoUsageStore {
             writes: self.writes.load(Ordering::Relaxed),
         }
     }
-}
-
-fn cursor_key(parts: &[String]) -> Item {
-    ["pk", "sk", "gsi3pk", "gsi3sk"]
-        .iter()
-        .zip(parts)
-        .map(|(name, value)| ((*name).to_owned(), AttributeValue::S(value.clone())))
-        .collect()
 }

@@ -1,8 +1,8 @@
-//! Storage the usage poller works through: the sharded due-for-poll index, the one write per
-//! polled eSIM, per-tenant alert settings, shard leases and the alert records that make each
-//! alert happen exactly once.
+//! Storage the usage poller works through: the sharded poll wheel, the write a poll makes only
+//! when something changed, per-tenant alert settings, shard leases (carrying the wheel
+//! cursors) and the alert records that make each alert happen exactly once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -11,25 +11,28 @@ use super::provider::UsageReport;
 use super::store::StoreError;
 use crate::domain::esim::Esim;
 use crate::domain::ids::{EsimId, TenantId};
-use crate::usage::{AlertKey, AlertSettings};
+use crate::usage::{AlertKey, AlertSettings, WheelCursor, WheelPlace};
 
-/// An eSIM the index says is due, as read from the index page.
+/// The wheel cursors of a shard's partitions, by index partition key.
+pub type WheelCursors = BTreeMap<String, WheelCursor>;
+
+/// An eSIM whose wheel slot came round, as read from the index page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollTarget {
     /// The eSIM.
     pub esim: Esim,
     /// The usage figure stored on it, where one is.
     pub usage: Option<UsageReport>,
-    /// The index sort key it was found under; the poll write replaces it.
-    pub due_key: String,
+    /// Where in the wheel it was found; a poll write is conditional on it still being there.
+    pub place: WheelPlace,
 }
 
-/// One page of due eSIMs, oldest due first.
+/// One page of due eSIMs, in sort key order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DuePage {
     /// The eSIMs.
     pub targets: Vec<PollTarget>,
-    /// Where the next page starts; `None` when the partition has no more due eSIMs.
+    /// The last sort key read; `None` when the range has no more eSIMs.
     pub next: Option<String>,
 }
 
@@ -44,15 +47,26 @@ pub struct CurrentUsage {
     pub checked_at: Option<OffsetDateTime>,
 }
 
-/// What one poll changes on an eSIM, written at once.
+/// Where a poll leaves an eSIM in the wheel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Where it is: the wheel comes round to it again without a write.
+    Keep,
+    /// Another tier or slot.
+    Move(WheelPlace),
+    /// Out of the wheel: its plan is over.
+    Remove,
+}
+
+/// What one poll changes on an eSIM, written at once; made only when something changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollWrite {
     /// The new usage figure, only when it differs from the stored one.
     pub usage: Option<UsageReport>,
     /// When the provider was asked.
     pub checked_at: OffsetDateTime,
-    /// When to poll next; `None` takes the eSIM out of the index (its plan is over).
-    pub next_due: Option<OffsetDateTime>,
+    /// Where the eSIM goes in the wheel.
+    pub placement: Placement,
 }
 
 /// What claiming an alert found.
@@ -75,31 +89,38 @@ pub struct StoreCalls {
 
 /// The usage poller's storage.
 ///
-/// Invariants: a due page lists each eSIM at most once and never one whose next poll is after
-/// `due_before`; a poll write never replaces a usage figure measured at the same time or later;
-/// at most one caller claims an alert key until its claim goes stale unpublished.
+/// Invariants: a due page lists each eSIM at most once, only between the given sort keys; a
+/// poll write applies only while the eSIM is still where it was read and never replaces a
+/// usage figure measured at the same time or later; at most one caller claims an alert key
+/// until its claim goes stale unpublished.
 #[async_trait]
 pub trait UsageStore: Send + Sync + std::fmt::Debug {
-    /// Takes or renews the lease on shard `shard` until `until`; `false` when another holder
-    /// has it.
+    /// Takes or renews the lease on shard `shard` until `until`, in one write, answering the
+    /// wheel cursors the last holder left; `None` when another holder has it.
     async fn take_shard(
         &self,
         shard: u32,
         holder: &str,
         now: OffsetDateTime,
         until: OffsetDateTime,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Option<WheelCursors>, StoreError>;
 
-    /// Gives a shard lease back, if still held by `holder`.
-    async fn release_shard(&self, shard: u32, holder: &str) -> Result<(), StoreError>;
+    /// Gives a shard lease back, if still held by `holder`, saving its wheel cursors in the
+    /// same write.
+    async fn release_shard(
+        &self,
+        shard: u32,
+        holder: &str,
+        cursors: &WheelCursors,
+    ) -> Result<(), StoreError>;
 
-    /// Up to `limit` eSIMs of index partition `partition` due at or before `due_before`,
-    /// starting after `after`.
+    /// Up to `limit` eSIMs of index partition `partition_key` with sort keys from `from` to
+    /// `to`, both included, in one read.
     async fn due(
         &self,
-        partition: u32,
-        due_before: OffsetDateTime,
-        after: Option<&str>,
+        partition_key: &str,
+        from: &str,
+        to: &str,
         limit: usize,
     ) -> Result<DuePage, StoreError>;
 

@@ -8,31 +8,33 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{AlertKey, AlertSettings, due_bound, due_sort_key, index_partition};
+use super::{AlertKey, AlertSettings, WheelPlace};
 use crate::domain::esim::Esim;
 use crate::domain::ids::{EsimId, TenantId};
 use crate::ports::StoreError;
 use crate::ports::provider::UsageReport;
 use crate::ports::usage::{
-    AlertClaim, CurrentUsage, DuePage, PollTarget, PollWrite, StoreCalls, UsageStore,
+    AlertClaim, CurrentUsage, DuePage, Placement, PollTarget, PollWrite, StoreCalls, UsageStore,
+    WheelCursors,
 };
 
 #[derive(Debug, Clone)]
 struct Entry {
     esim: Esim,
     usage: Option<UsageReport>,
-    due_key: Option<String>,
+    place: Option<WheelPlace>,
     checked_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Default)]
 struct State {
     esims: HashMap<EsimId, Entry>,
-    /// Per partition: sort key -> eSIM.
-    index: HashMap<u32, BTreeMap<String, EsimId>>,
+    /// Per index partition key: sort key -> eSIM.
+    index: HashMap<String, BTreeMap<String, EsimId>>,
     settings: HashMap<TenantId, AlertSettings>,
     alerts: HashMap<String, (bool, OffsetDateTime)>,
     leases: HashMap<u32, (String, OffsetDateTime)>,
+    cursors: HashMap<u32, WheelCursors>,
 }
 
 /// The in-memory usage store.
@@ -50,24 +52,29 @@ impl InMemoryUsageStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Stores an eSIM due at `due`, as the order store does when it is issued. Not counted.
-    pub fn insert(&self, esim: Esim, due: OffsetDateTime) {
-        let key = due_sort_key(due, &esim.esim_id);
+    /// Stores an eSIM where the order store puts it when it is issued. Not counted.
+    pub fn insert(&self, esim: Esim) {
+        let place = WheelPlace::new_esim(&esim.esim_id);
         let mut state = self.lock();
         state
             .index
-            .entry(index_partition(&esim.esim_id))
+            .entry(place.partition_key.clone())
             .or_default()
-            .insert(key.clone(), esim.esim_id.clone());
+            .insert(place.sort_key.clone(), esim.esim_id.clone());
         state.esims.insert(
             esim.esim_id.clone(),
             Entry {
                 esim,
                 usage: None,
-                due_key: Some(key),
+                place: Some(place),
                 checked_at: None,
             },
         );
+    }
+
+    /// Where an eSIM sits in the wheel.
+    pub fn place(&self, esim_id: &EsimId) -> Option<WheelPlace> {
+        self.lock().esims.get(esim_id).and_then(|e| e.place.clone())
     }
 
     /// The stored usage figure of an eSIM.
@@ -89,47 +96,54 @@ impl UsageStore for InMemoryUsageStore {
         holder: &str,
         now: OffsetDateTime,
         until: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<WheelCursors>, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         let mut state = self.lock();
         match state.leases.get(&shard) {
-            Some((other, lease_until)) if other != holder && *lease_until >= now => Ok(false),
+            Some((other, lease_until)) if other != holder && *lease_until >= now => Ok(None),
             _ => {
                 state.leases.insert(shard, (holder.to_owned(), until));
-                Ok(true)
+                Ok(Some(state.cursors.get(&shard).cloned().unwrap_or_default()))
             }
         }
     }
 
-    async fn release_shard(&self, shard: u32, holder: &str) -> Result<(), StoreError> {
+    async fn release_shard(
+        &self,
+        shard: u32,
+        holder: &str,
+        cursors: &WheelCursors,
+    ) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         let mut state = self.lock();
         if state.leases.get(&shard).is_some_and(|(h, _)| h == holder) {
             state.leases.remove(&shard);
+            state.cursors.insert(shard, cursors.clone());
         }
         Ok(())
     }
 
     async fn due(
         &self,
-        partition: u32,
-        due_before: OffsetDateTime,
-        after: Option<&str>,
+        partition_key: &str,
+        from: &str,
+        to: &str,
         limit: usize,
     ) -> Result<DuePage, StoreError> {
         self.reads.fetch_add(1, Ordering::Relaxed);
         let state = self.lock();
-        let bound = due_bound(due_before);
-        let Some(index) = state.index.get(&partition) else {
+        let Some(index) = state.index.get(partition_key) else {
             return Ok(DuePage::default());
         };
+        if from > to {
+            return Ok(DuePage::default());
+        }
         let mut targets = Vec::new();
         let mut next = None;
-        let range = index.range::<str, _>((
-            after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
-            std::ops::Bound::Excluded(bound.as_str()),
-        ));
-        for (key, esim_id) in range {
+        for (key, esim_id) in index.range::<str, _>((
+            std::ops::Bound::Included(from),
+            std::ops::Bound::Included(to),
+        )) {
             if targets.len() == limit {
                 break;
             }
@@ -137,13 +151,16 @@ impl UsageStore for InMemoryUsageStore {
                 targets.push(PollTarget {
                     esim: entry.esim.clone(),
                     usage: entry.usage.clone(),
-                    due_key: key.clone(),
+                    place: WheelPlace {
+                        partition_key: partition_key.to_owned(),
+                        sort_key: key.clone(),
+                    },
                 });
             }
         }
         // Like DynamoDB, a full page says where to go on even when nothing follows.
         if targets.len() == limit {
-            next = targets.last().map(|t| t.due_key.clone());
+            next = targets.last().map(|t| t.place.sort_key.clone());
         }
         Ok(DuePage { targets, next })
     }
@@ -173,27 +190,41 @@ impl UsageStore for InMemoryUsageStore {
         let Some(entry) = state.esims.get(&id).cloned() else {
             return Ok(());
         };
-        if entry.due_key.as_deref() != Some(target.due_key.as_str()) {
+        if entry.place.as_ref() != Some(&target.place) {
             // Another poller recorded this eSIM first.
             return Ok(());
         }
-        let partition = index_partition(&id);
-        let index = state.index.entry(partition).or_default();
-        index.remove(&target.due_key);
-        let due_key = write.next_due.map(|due| due_sort_key(due, &id));
-        if let Some(key) = &due_key {
-            index.insert(key.clone(), id.clone());
+        if let Some(new) = &write.usage
+            && !super::replaces(entry.usage.as_ref(), new)
+        {
+            // A newer figure is stored already; the whole write is refused, as its condition
+            // is in DynamoDB.
+            return Ok(());
         }
-        let usage = match &write.usage {
-            Some(new) if super::replaces(entry.usage.as_ref(), new) => Some(new.clone()),
-            _ => entry.usage,
+        let place = match &write.placement {
+            Placement::Keep => entry.place.clone(),
+            Placement::Move(place) => Some(place.clone()),
+            Placement::Remove => None,
         };
+        if place != entry.place {
+            if let Some(index) = state.index.get_mut(&target.place.partition_key) {
+                index.remove(&target.place.sort_key);
+            }
+            if let Some(new) = &place {
+                state
+                    .index
+                    .entry(new.partition_key.clone())
+                    .or_default()
+                    .insert(new.sort_key.clone(), id.clone());
+            }
+        }
+        let usage = write.usage.clone().or(entry.usage);
         state.esims.insert(
             id,
             Entry {
                 esim: entry.esim,
                 usage,
-                due_key,
+                place,
                 checked_at: Some(write.checked_at),
             },
         );

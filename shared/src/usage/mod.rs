@@ -2,8 +2,9 @@
 //! one, which alert thresholds a figure crosses, and the poller that ties them together.
 //!
 //! Layout:
-//! - this module: the pure rules (index keys, merge, schedule, thresholds, plan periods).
-//! - [`poller`]: one polling round over the due eSIMs of some shards.
+//! - this module: the pure rules (the poll wheel's tiers, slots, keys and cursors; merge,
+//!   schedule, thresholds, plan periods).
+//! - [`poller`]: one polling round over the wheel partitions of some shards.
 //! - [`view`]: the usage route's answer.
 //! - `memory`: an in-memory, request-counting store for unit tests and the cost benchmark.
 
@@ -23,11 +24,15 @@ use crate::ports::provider::UsageReport;
 pub use poller::{PollerSettings, RoundSummary, UsagePollService};
 pub use view::{UsageReader, UsageView};
 
-/// How many partitions the due-for-poll index is spread over. Fixed, because every eSIM item
-/// carries its partition; `USAGE_POLL_SHARDS` only says how many pollers share them.
-/// Eight keep a round at one Query page per partition for the first few hundred eSIMs each,
-/// so reads stay under one per 100 eSIMs from about a thousand eSIMs up.
-pub const INDEX_PARTITIONS: u32 = 8;
+/// How many partitions each tier of the poll wheel is spread over, by a hash of the eSIM id.
+const PARTS_PER_TIER: u32 = 2;
+/// How many partitions the poll wheel has in all ([`Tier::ALL`] times two). Fixed, because
+/// every eSIM item carries its partition; `USAGE_POLL_SHARDS` only says how many pollers share
+/// them. Few partitions keep a round at a handful of Query pages, so reads stay under one per
+/// 100 eSIMs from about a thousand eSIMs up. Each costs a Query per round even when empty, so
+/// a 5-minute tick between turns reads six to nine pages however few eSIMs came round; it
+/// also caps the pollers sharing the wheel at six.
+pub const INDEX_PARTITIONS: u32 = 3 * PARTS_PER_TIER;
 
 /// The longest wait between two polls of an active eSIM.
 pub const ACTIVE_MAX_INTERVAL: Duration = Duration::hours(1);
@@ -40,30 +45,272 @@ const NEAR_THRESHOLD_INTERVAL: Duration = Duration::minutes(15);
 /// The shortest wait between two polls of one eSIM, whatever the provider says.
 const MIN_INTERVAL: Duration = Duration::minutes(1);
 
-/// The index partition an eSIM lives in: a stable hash of its id (FNV-1a).
-pub fn index_partition(esim_id: &EsimId) -> u32 {
+/// How often the poll wheel comes round to an eSIM. An eSIM sits in one tier at one slot (a
+/// minute of the tier's turn); every poller round polls the slots whose minute has come since
+/// the last round, so an eSIM whose tier does not change is polled again without any write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tier {
+    /// Every 15 minutes: near a threshold, consuming fast, or retrying soon.
+    Fast,
+    /// Every hour: consuming.
+    Hourly,
+    /// Every 6 hours: not in use yet, or not consuming.
+    Idle,
+}
+
+impl Tier {
+    /// The tiers, fastest first.
+    pub const ALL: [Tier; 3] = [Tier::Fast, Tier::Hourly, Tier::Idle];
+
+    /// Minutes in one turn of the tier, which is also its number of slots.
+    pub fn minutes(self) -> u32 {
+        match self {
+            Tier::Fast => 15,
+            Tier::Hourly => 60,
+            Tier::Idle => 360,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Tier::Fast => "15M",
+            Tier::Hourly => "1H",
+            Tier::Idle => "6H",
+        }
+    }
+
+    fn from_label(label: &str) -> Option<Tier> {
+        Tier::ALL.into_iter().find(|t| t.label() == label)
+    }
+
+    /// The tier for a wanted wait between polls: the slowest whose turn is no longer than
+    /// `interval`, so the next poll never comes after the wanted time (the wheel may come round
+    /// to a newly placed eSIM sooner, never later). Below 15 minutes the fast tier polls up to
+    /// 15 minutes late: an expiry alert due within the next quarter hour can be that late.
+    /// Never a tier faster than the provider refreshes its figures (`refresh`).
+    pub fn for_interval(interval: Duration, refresh: Duration) -> Tier {
+        let allowed: Vec<Tier> = Tier::ALL
+            .into_iter()
+            .filter(|t| Duration::minutes(i64::from(t.minutes())) >= refresh)
+            .collect();
+        let fitting = allowed
+            .iter()
+            .copied()
+            .filter(|t| Duration::minutes(i64::from(t.minutes())) <= interval)
+            .max();
+        fitting
+            .or_else(|| allowed.first().copied())
+            .unwrap_or(Tier::Idle)
+    }
+}
+
+fn fnv(esim_id: &EsimId) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
     for byte in esim_id.as_str().bytes() {
         hash ^= u32::from(byte);
         hash = hash.wrapping_mul(0x0100_0193);
     }
-    hash % INDEX_PARTITIONS
+    hash
 }
 
-/// The index partition key (`gsi3pk`) of partition `partition`.
-pub fn index_partition_key(partition: u32) -> String {
-    format!("POLL#{partition:02}")
+/// The part of its tier an eSIM lives in: a stable hash of its id (FNV-1a).
+pub fn index_partition(esim_id: &EsimId) -> u32 {
+    fnv(esim_id) % PARTS_PER_TIER
 }
 
-/// The index sort key (`gsi3sk`): the due time in zero-padded epoch seconds, so that keys
-/// sort by time, then the eSIM id.
-pub fn due_sort_key(due: OffsetDateTime, esim_id: &EsimId) -> String {
-    format!("{:012}#{esim_id}", due.unix_timestamp().max(0))
+/// The eSIM's own slot in a tier, stable so that it keeps its place while its tier holds.
+pub fn home_slot(esim_id: &EsimId, tier: Tier) -> u32 {
+    (fnv(esim_id) / PARTS_PER_TIER) % tier.minutes()
 }
 
-/// The first sort key after everything due at or before `due_before`.
-pub fn due_bound(due_before: OffsetDateTime) -> String {
-    format!("{:012}#~", due_before.unix_timestamp().max(0))
+/// The slot the wheel reaches at minute `minute` (epoch minutes).
+pub fn slot_at(tier: Tier, minute: i64) -> u32 {
+    minute.rem_euclid(i64::from(tier.minutes())) as u32
+}
+
+/// Epoch minutes of a time.
+pub fn minute_of(at: OffsetDateTime) -> i64 {
+    at.unix_timestamp().div_euclid(60)
+}
+
+/// Wheel partition `partition` (0 to [`INDEX_PARTITIONS`]): its tier and part.
+pub fn wheel_partition(partition: u32) -> (Tier, u32) {
+    let tier = Tier::ALL[(partition / PARTS_PER_TIER) as usize % Tier::ALL.len()];
+    (tier, partition % PARTS_PER_TIER)
+}
+
+/// The index partition key (`gsi3pk`) of a tier's part: `POLL#<tier>#<part>`.
+pub fn index_partition_key(tier: Tier, part: u32) -> String {
+    format!("POLL#{}#{part:02}", tier.label())
+}
+
+/// The tier an index partition key names.
+pub fn tier_of_key(partition_key: &str) -> Option<Tier> {
+    Tier::from_label(partition_key.strip_prefix("POLL#")?.split('#').next()?)
+}
+
+/// The index sort key (`gsi3sk`): the zero-padded slot, then the eSIM id, so that keys sort by
+/// slot.
+pub fn slot_sort_key(slot: u32, esim_id: &EsimId) -> String {
+    format!("{slot:03}#{esim_id}")
+}
+
+/// The slot a sort key names.
+pub fn slot_of_key(sort_key: &str) -> Option<u32> {
+    sort_key.split('#').next()?.parse().ok()
+}
+
+/// The lowest sort key of a slot.
+pub fn slot_first_key(slot: u32) -> String {
+    format!("{slot:03}#")
+}
+
+/// The highest sort key of a slot.
+pub fn slot_last_key(slot: u32) -> String {
+    format!("{slot:03}#~")
+}
+
+/// The lowest sort key after `key`: eSIM ids have one length, so no key but `key` itself
+/// starts with it, and a space sorts below every id character.
+pub fn key_after(key: &str) -> String {
+    format!("{key} ")
+}
+
+/// Where an eSIM sits in the wheel: index partition key and sort key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WheelPlace {
+    /// `gsi3pk`.
+    pub partition_key: String,
+    /// `gsi3sk`.
+    pub sort_key: String,
+}
+
+impl WheelPlace {
+    /// The eSIM's home slot in `tier`.
+    pub fn home(esim_id: &EsimId, tier: Tier) -> Self {
+        Self {
+            partition_key: index_partition_key(tier, index_partition(esim_id)),
+            sort_key: slot_sort_key(home_slot(esim_id, tier), esim_id),
+        }
+    }
+
+    /// The fast tier's slot of the minute `at` falls in, for a retry that must come no sooner.
+    pub fn fast_at(esim_id: &EsimId, at: OffsetDateTime) -> Self {
+        Self {
+            partition_key: index_partition_key(Tier::Fast, index_partition(esim_id)),
+            sort_key: slot_sort_key(slot_at(Tier::Fast, minute_of(at)), esim_id),
+        }
+    }
+
+    /// Where the order store puts a new eSIM: its home slot in the fast tier, so its first
+    /// poll comes within 15 minutes.
+    pub fn new_esim(esim_id: &EsimId) -> Self {
+        Self::home(esim_id, Tier::Fast)
+    }
+}
+
+/// How far a poller got through one wheel partition, kept with the shard lease.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WheelCursor {
+    /// Every slot whose minute (epoch minutes) is before this one was polled.
+    pub minute: i64,
+    /// Within the slot of `minute`, eSIMs from this sort key on are still to poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Whether `from` belongs to a whole-turn pass (see [`wheel_ranges`]).
+    #[serde(default)]
+    pub full_pass: bool,
+}
+
+/// One run of consecutive slots to query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotRange {
+    /// The first slot.
+    pub first: u32,
+    /// The last slot, included.
+    pub last: u32,
+    /// The minute the first slot stands for.
+    pub first_minute: i64,
+    /// Where in the first slot to start, when resuming.
+    pub from: Option<String>,
+    /// Whether this is a whole-turn pass.
+    pub full_pass: bool,
+}
+
+impl SlotRange {
+    /// The cursor that resumes this range at sort key `key` (not polled yet).
+    pub fn resume_at(&self, key: &str, previous: &WheelCursor) -> WheelCursor {
+        if self.full_pass {
+            return WheelCursor {
+                minute: previous.minute,
+                from: Some(key.to_owned()),
+                full_pass: true,
+            };
+        }
+        match slot_of_key(key).filter(|s| (self.first..=self.last).contains(s)) {
+            Some(slot) => WheelCursor {
+                minute: self.first_minute + i64::from(slot - self.first),
+                from: Some(key.to_owned()),
+                full_pass: false,
+            },
+            None => WheelCursor {
+                minute: self.first_minute,
+                from: None,
+                full_pass: false,
+            },
+        }
+    }
+}
+
+/// The slot ranges a round at minute `now` polls in a tier, given the partition's cursor:
+/// the slots of the minutes from the cursor to `now`, in wheel order (two ranges when they
+/// wrap past the last slot). When a whole turn or more passed (a new partition, a poller down
+/// a while, a clock jump) every eSIM is due: one range over all slots, resumable by sort key.
+/// After such a pass the wheel comes round to each eSIM at its own slot again, for some sooner
+/// than a whole turn: one extra provider call each, without a write.
+pub fn wheel_ranges(cursor: &WheelCursor, now: i64, tier: Tier) -> Vec<SlotRange> {
+    let len = i64::from(tier.minutes());
+    if now - cursor.minute >= len {
+        return vec![SlotRange {
+            first: 0,
+            last: tier.minutes() - 1,
+            first_minute: now,
+            from: cursor.from.clone().filter(|_| cursor.full_pass),
+            full_pass: true,
+        }];
+    }
+    if cursor.minute > now {
+        return Vec::new();
+    }
+    let count = (now - cursor.minute + 1) as u32;
+    let first = slot_at(tier, cursor.minute);
+    let from = cursor.from.clone().filter(|_| !cursor.full_pass);
+    if first + count <= tier.minutes() {
+        return vec![SlotRange {
+            first,
+            last: first + count - 1,
+            first_minute: cursor.minute,
+            from,
+            full_pass: false,
+        }];
+    }
+    let head = tier.minutes() - first;
+    vec![
+        SlotRange {
+            first,
+            last: tier.minutes() - 1,
+            first_minute: cursor.minute,
+            from,
+            full_pass: false,
+        },
+        SlotRange {
+            first: 0,
+            last: count - head - 1,
+            first_minute: cursor.minute + i64::from(head),
+            from: None,
+            full_pass: false,
+        },
+    ]
 }
 
 /// The partitions shard `shard` of `shards` polls.
@@ -436,6 +683,63 @@ mod tests {
         all.sort_unstable();
 
         assert_eq!(all, (0..INDEX_PARTITIONS).collect::<Vec<_>>());
-        assert!(index_partition(&EsimId::from_ulid(ulid::Ulid::new())) < INDEX_PARTITIONS);
+        assert!(index_partition(&EsimId::from_ulid(ulid::Ulid::new())) < PARTS_PER_TIER);
+    }
+
+    #[test]
+    fn the_wheel_polls_the_slots_since_the_cursor_and_wraps_past_the_last() {
+        let tier = Tier::Fast;
+        let cursor = |minute| WheelCursor {
+            minute,
+            ..WheelCursor::default()
+        };
+
+        let inside = wheel_ranges(&cursor(1503), 1507, tier);
+        let wrapping = wheel_ranges(&cursor(1512), 1517, tier);
+        let caught_up = wheel_ranges(&cursor(1518), 1517, tier);
+        let whole_turn = wheel_ranges(&cursor(100), 1517, tier);
+
+        assert_eq!((inside[0].first, inside[0].last), (3, 7));
+        assert_eq!(inside.len(), 1);
+        assert_eq!((wrapping[0].first, wrapping[0].last), (12, 14));
+        assert_eq!((wrapping[1].first, wrapping[1].last), (0, 2));
+        assert_eq!(wrapping[1].first_minute, 1515);
+        assert!(caught_up.is_empty());
+        assert_eq!((whole_turn[0].first, whole_turn[0].last), (0, 14));
+        assert!(whole_turn[0].full_pass);
+    }
+
+    #[test]
+    fn a_cut_range_resumes_at_the_esim_it_did_not_reach() {
+        let esim = EsimId::from_ulid(ulid::Ulid::new());
+        let start = WheelCursor {
+            minute: 1512,
+            ..WheelCursor::default()
+        };
+        let ranges = wheel_ranges(&start, 1517, Tier::Fast);
+        let key = slot_sort_key(1, &esim);
+
+        let resumed = ranges[1].resume_at(&key, &start);
+        let next = wheel_ranges(&resumed, 1520, Tier::Fast);
+
+        assert_eq!(resumed.minute, 1516);
+        assert_eq!(next[0].first, 1);
+        assert_eq!(next[0].from.as_deref(), Some(key.as_str()));
+        assert_eq!(next[0].last, 5);
+    }
+
+    #[test]
+    fn tiers_fit_the_wanted_interval_but_never_beat_the_provider_refresh() {
+        let five = Duration::minutes(5);
+
+        let near = Tier::for_interval(Duration::minutes(10), five);
+        let active = Tier::for_interval(Duration::minutes(90), five);
+        let idle = Tier::for_interval(IDLE_INTERVAL, five);
+        let slow_provider = Tier::for_interval(Duration::minutes(10), Duration::minutes(30));
+
+        assert_eq!(near, Tier::Fast);
+        assert_eq!(active, Tier::Hourly);
+        assert_eq!(idle, Tier::Idle);
+        assert_eq!(slow_provider, Tier::Hourly);
     }
 }

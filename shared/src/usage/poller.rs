@@ -1,10 +1,17 @@
-//! One polling round: lease a shard, read its due eSIMs page by page (oldest due first), ask
-//! each one's provider for its usage, merge, raise the alerts it crossed exactly once, and
-//! write the figure (only when it changed) with the next poll time in one write.
+//! One polling round: lease a shard, read the eSIMs whose wheel slots came round since the
+//! shard's cursor, page by page, ask each one's provider for its usage, merge, raise the alerts
+//! it crossed exactly once, and write the eSIM only when something changed: its figure, its
+//! tier (or a retry slot), or its plan ended (it leaves the wheel).
 //!
-//! A round stops at its time budget; whatever it did not reach stays due and comes first on
-//! the next tick, so no eSIM starves. A round reads only eSIMs due before it started and
-//! every poll moves the eSIM's due time past that, so none is polled twice in one round.
+//! An unchanged eSIM costs no write: the wheel comes round to it again after its tier's turn.
+//! The cursors advance once per partition per round and are saved with the shard lease when
+//! it is given back, so a round costs two lease writes however many eSIMs it polls.
+//!
+//! A round stops at its time budget; its cursor then points at the first eSIM it did not
+//! reach, and the next tick resumes there, so no eSIM starves. A round polls each eSIM at
+//! most once, also when a tier change moved it into a partition read later in that round.
+//! A poller that crashes saves no cursor: the next one polls those slots again (an extra
+//! provider call per eSIM, no extra alert, since alerts are claimed).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,13 +20,14 @@ use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 use super::{
-    AlertKey, AlertSettings, PlanPeriod, Threshold, crossed, next_poll, partitions_of_shard,
-    plan_over, remaining_percent, replaces,
+    AlertKey, AlertSettings, PlanPeriod, Threshold, Tier, WheelPlace, crossed, key_after,
+    minute_of, next_poll, partitions_of_shard, plan_over, remaining_percent, replaces,
+    slot_first_key, slot_last_key, tier_of_key, wheel_partition, wheel_ranges,
 };
 use crate::domain::events::{DomainEvent, EventKind, RenewalOffer};
 use crate::domain::ids::{OrderId, ProviderId, TenantId};
 use crate::ports::provider::UsageReport;
-use crate::ports::usage::{AlertClaim, PollTarget, PollWrite, UsageStore};
+use crate::ports::usage::{AlertClaim, Placement, PollTarget, PollWrite, UsageStore, WheelCursors};
 use crate::ports::{Clock, EventPublisher, OrderStore, ProviderApi, ProviderError, StoreError};
 
 /// How a poller runs.
@@ -57,11 +65,13 @@ pub struct RoundSummary {
     pub polled: u64,
     /// Of those, how many had a changed figure.
     pub changed: u64,
+    /// eSIM writes made: changed figures, tier moves, retries and retirements.
+    pub esim_writes: u64,
     /// Alerts published.
     pub alerts: u64,
     /// eSIMs taken out of the index because their plan is over.
     pub retired: u64,
-    /// eSIMs left due because their provider was rate limiting.
+    /// eSIMs left for the next round because their provider was rate limiting.
     pub deferred: u64,
     /// eSIMs whose provider call failed; retried soon.
     pub failed: u64,
@@ -145,16 +155,18 @@ impl UsagePollService {
             }
             let lease_until = deadline + Duration::minutes(1);
             let holder = &self.settings.holder;
-            if !self
+            let Some(mut cursors) = self
                 .store
                 .take_shard(shard, holder, self.clock.now(), lease_until)
                 .await?
-            {
+            else {
                 round.summary.shards_skipped += 1;
                 continue;
-            }
-            let outcome = self.poll_shard(shard, started, deadline, &mut round).await;
-            self.store.release_shard(shard, holder).await?;
+            };
+            let outcome = self
+                .poll_shard(shard, started, deadline, &mut cursors, &mut round)
+                .await;
+            self.store.release_shard(shard, holder, &cursors).await?;
             outcome?;
             round.summary.shards_polled += 1;
         }
@@ -167,39 +179,73 @@ impl UsagePollService {
         shard: u32,
         started: OffsetDateTime,
         deadline: OffsetDateTime,
+        cursors: &mut WheelCursors,
         round: &mut Round,
     ) -> Result<(), UsagePollError> {
-        for partition in partitions_of_shard(shard, self.settings.shards) {
-            let mut after: Option<String> = None;
-            loop {
-                if self.clock.now() >= deadline {
-                    round.summary.out_of_time = true;
-                    return Ok(());
-                }
-                let page = self
-                    .store
-                    .due(
-                        partition,
-                        started,
-                        after.as_deref(),
-                        self.settings.page_size,
-                    )
-                    .await?;
-                self.prefetch_settings(&page.targets, round).await?;
-                for target in &page.targets {
+        // Cursors live with the lease of the shard that polled them: changing
+        // `USAGE_POLL_SHARDS` leaves a shard without cursors for its partitions, and its first
+        // round makes one whole-turn pass over them (an extra provider call per eSIM there).
+        let now = minute_of(started);
+        // Slowest tier first: polls mostly move eSIMs to slower tiers, whose cursors then are
+        // past this round already, so a moved eSIM waits for its new slot instead of being read
+        // again by a later, cut round.
+        for partition in partitions_of_shard(shard, self.settings.shards)
+            .into_iter()
+            .rev()
+        {
+            let (tier, part) = wheel_partition(partition);
+            let key = super::index_partition_key(tier, part);
+            let cursor = cursors.get(&key).cloned().unwrap_or_default();
+            let mut held: Option<super::WheelCursor> = None;
+            for range in wheel_ranges(&cursor, now, tier) {
+                let mut from = range
+                    .from
+                    .clone()
+                    .unwrap_or_else(|| slot_first_key(range.first));
+                let to = slot_last_key(range.last);
+                loop {
                     if self.clock.now() >= deadline {
                         round.summary.out_of_time = true;
+                        let stop = held.unwrap_or_else(|| range.resume_at(&from, &cursor));
+                        cursors.insert(key, stop);
                         return Ok(());
                     }
-                    if round.seen.insert(target.esim.esim_id.to_string()) {
-                        self.poll(target, round).await?;
+                    let page = self
+                        .store
+                        .due(&key, &from, &to, self.settings.page_size)
+                        .await?;
+                    self.prefetch_settings(&page.targets, round).await?;
+                    for target in &page.targets {
+                        if self.clock.now() >= deadline {
+                            round.summary.out_of_time = true;
+                            let stop = held.unwrap_or_else(|| {
+                                range.resume_at(&target.place.sort_key, &cursor)
+                            });
+                            cursors.insert(key, stop);
+                            return Ok(());
+                        }
+                        if !round.seen.insert(target.esim.esim_id.to_string()) {
+                            continue;
+                        }
+                        if self.poll(target, round).await? == Polled::Deferred && held.is_none() {
+                            // The cursor stays at the first eSIM its provider refused, so the
+                            // next round comes back to it; eSIMs of other providers after it
+                            // are polled now and again then.
+                            held = Some(range.resume_at(&target.place.sort_key, &cursor));
+                        }
+                    }
+                    match page.next {
+                        Some(last) => from = key_after(&last),
+                        None => break,
                     }
                 }
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
             }
+            // A cursor ahead of this poller's clock (another poller's clock runs ahead) stays.
+            let done = super::WheelCursor {
+                minute: (now + 1).max(cursor.minute),
+                ..super::WheelCursor::default()
+            };
+            cursors.insert(key, held.unwrap_or(done));
         }
         Ok(())
     }
@@ -213,30 +259,64 @@ impl UsagePollService {
         Ok(round.summary)
     }
 
-    async fn poll(&self, target: &PollTarget, round: &mut Round) -> Result<(), UsagePollError> {
-        let now = self.clock.now();
-        let esim = &target.esim;
-        let write = |usage, next_due| PollWrite {
+    /// Writes what a poll found, only when it changes something. The check time
+    /// (`checked_at`, the usage route's freshness) is therefore stored only with a write: for
+    /// an eSIM whose figure stays the same, the route shows when the figure was measured or
+    /// last written, not the latest poll that confirmed it.
+    async fn record(
+        &self,
+        target: &PollTarget,
+        usage: Option<UsageReport>,
+        placement: Placement,
+        now: OffsetDateTime,
+        round: &mut Round,
+    ) -> Result<(), StoreError> {
+        let placement = match placement {
+            Placement::Move(place) if place == target.place => Placement::Keep,
+            other => other,
+        };
+        if usage.is_none() && placement == Placement::Keep {
+            return Ok(());
+        }
+        round.summary.esim_writes += 1;
+        let write = PollWrite {
             usage,
             checked_at: now,
-            next_due,
+            placement,
         };
+        self.store.record_poll(target, &write).await
+    }
+
+    /// Where an eSIM polled into `tier` goes: it stays at its slot while its tier holds (a
+    /// retry slot included), and moves to its home slot of another tier.
+    fn placement(target: &PollTarget, tier: Tier) -> Placement {
+        if tier_of_key(&target.place.partition_key) == Some(tier) {
+            Placement::Keep
+        } else {
+            Placement::Move(WheelPlace::home(&target.esim.esim_id, tier))
+        }
+    }
+
+    async fn poll(&self, target: &PollTarget, round: &mut Round) -> Result<Polled, UsagePollError> {
+        let now = self.clock.now();
+        let esim = &target.esim;
         if plan_over(target.usage.as_ref(), now) {
-            self.store.record_poll(target, &write(None, None)).await?;
+            self.record(target, None, Placement::Remove, now, round)
+                .await?;
             round.summary.retired += 1;
-            return Ok(());
+            return Ok(Polled::Done);
         }
         let Some(provider) = self.providers.get(&esim.provider) else {
             tracing::warn!(esim_id = %esim.esim_id, provider = %esim.provider,
                 "no adapter configured for the eSIM's provider; polling later");
-            let later = Some(now + super::IDLE_INTERVAL);
-            self.store.record_poll(target, &write(None, later)).await?;
+            let later = Self::placement(target, Tier::Idle);
+            self.record(target, None, later, now, round).await?;
             round.summary.failed += 1;
-            return Ok(());
+            return Ok(Polled::Done);
         };
         if round.backed_off.contains(&esim.provider) {
             round.summary.deferred += 1;
-            return Ok(());
+            return Ok(Polled::Deferred);
         }
         let refresh = Duration::seconds(i64::from(provider.capabilities().usage_refresh_seconds));
         let mut report = match provider.usage(&esim.iccid).await {
@@ -245,14 +325,16 @@ impl UsagePollService {
                 tracing::info!(provider = %esim.provider, "provider rate limited; backing off");
                 round.backed_off.insert(esim.provider.clone());
                 round.summary.deferred += 1;
-                return Ok(());
+                return Ok(Polled::Deferred);
             }
             Err(error) => {
                 tracing::warn!(esim_id = %esim.esim_id, %error, "usage poll failed");
-                let retry = Some(now + refresh.max(Duration::minutes(5)));
-                self.store.record_poll(target, &write(None, retry)).await?;
+                let retry =
+                    WheelPlace::fast_at(&esim.esim_id, now + refresh.max(Duration::minutes(5)));
+                self.record(target, None, Placement::Move(retry), now, round)
+                    .await?;
                 round.summary.failed += 1;
-                return Ok(());
+                return Ok(Polled::Done);
             }
         };
         // A provider that does not stamp its figures is taken to have measured on answering.
@@ -273,24 +355,28 @@ impl UsagePollService {
                 Raised::Taken => {}
             }
         }
-        let mut next = next_poll(
+        let next = next_poll(
             &settings,
             target.usage.as_ref(),
             Some(&freshest),
             now,
             refresh,
         );
-        if alert_pending {
-            // Come back as soon as an unpublished claim may be taken over.
-            next = next.map(|n| n.min(now + self.settings.alert_retry_after));
-        }
+        let placement = match next {
+            None => Placement::Remove,
+            // Come back once an unpublished claim may be taken over, not before.
+            Some(_) if alert_pending => Placement::Move(WheelPlace::fast_at(
+                &esim.esim_id,
+                now + self.settings.alert_retry_after,
+            )),
+            Some(next) => Self::placement(target, Tier::for_interval(next - now, refresh)),
+        };
         if changed {
             round.summary.changed += 1;
         }
-        self.store
-            .record_poll(target, &write(changed.then_some(report), next))
+        self.record(target, changed.then_some(report), placement, now, round)
             .await?;
-        Ok(())
+        Ok(Polled::Done)
     }
 
     /// Reads the settings of a page's tenants not read yet this round, in one batch.
@@ -424,6 +510,15 @@ impl UsagePollService {
     }
 }
 
+/// What polling one eSIM came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Polled {
+    /// Asked, or settled without asking (retired, no adapter).
+    Done,
+    /// Left for the next round: its provider is rate limiting.
+    Deferred,
+}
+
 /// What raising one alert came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Raised {
@@ -486,7 +581,7 @@ mod tests {
         for n in 0..esims {
             let esim = sample_esim(&tenant, &provider_id, n, t0()).expect("esim");
             provider.set(report(&esim.iccid, 900));
-            store.insert(esim, t0() + Duration::seconds(n as i64));
+            store.insert(esim);
         }
         Harness {
             store,
@@ -584,5 +679,76 @@ mod tests {
 
         assert_eq!(summary.shards_skipped, 1);
         assert_eq!(summary.polled, 0);
+    }
+
+    fn move_clock(h: &Harness, by: Duration) {
+        *h.clock.0.lock().expect("clock") += by;
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_esim_is_polled_again_each_turn_of_its_tier_without_a_write() {
+        let h = harness(5);
+        let poller = poller(&h, PollerSettings::default());
+        poller.run_round(None).await.expect("first round");
+        move_clock(&h, Duration::minutes(61));
+        let before = h.store.calls();
+
+        let again = poller.run_round(None).await.expect("round");
+
+        let writes = h.store.calls().writes - before.writes;
+        assert_eq!(again.polled, 5);
+        assert_eq!(again.changed, 0);
+        assert_eq!(again.esim_writes, 0);
+        assert_eq!(writes, 2, "only the shard lease is written");
+    }
+
+    #[tokio::test]
+    async fn a_round_between_turns_polls_only_the_slots_that_came_round() {
+        let h = harness(60);
+        let settings = PollerSettings {
+            budget: std::time::Duration::from_secs(3600),
+            ..PollerSettings::default()
+        };
+        let poller = poller(&h, settings);
+        poller.run_round(None).await.expect("first round");
+        move_clock(&h, Duration::minutes(20));
+
+        let partial = poller.run_round(None).await.expect("round");
+
+        // About a third of the hourly turn came round (plus the minutes the ticking clock
+        // spent in the first round).
+        assert!((10..=40).contains(&partial.polled), "{partial:?}");
+        assert_eq!(partial.esim_writes, 0);
+        assert!(!partial.out_of_time);
+    }
+
+    #[tokio::test]
+    async fn nearing_a_threshold_moves_the_esim_to_the_fast_tier_in_the_write_of_its_figure() {
+        let h = harness(1);
+        let poller = poller(&h, PollerSettings::default());
+        poller.run_round(None).await.expect("first round");
+        let esim = sample_esim(
+            &TenantId::parse("tenant-1").expect("tenant"),
+            &ProviderId::parse("airalo").expect("provider"),
+            0,
+            t0(),
+        )
+        .expect("esim");
+        let hourly = h.store.place(&esim.esim_id).expect("in the wheel");
+        h.provider.set(report(&esim.iccid, 230));
+        move_clock(&h, Duration::minutes(61));
+
+        let round = poller.run_round(None).await.expect("round");
+
+        let fast = h.store.place(&esim.esim_id).expect("in the wheel");
+        assert_eq!(
+            super::super::tier_of_key(&hourly.partition_key),
+            Some(Tier::Hourly)
+        );
+        assert_eq!(
+            super::super::tier_of_key(&fast.partition_key),
+            Some(Tier::Fast)
+        );
+        assert_eq!((round.changed, round.esim_writes), (1, 1));
     }
 }
