@@ -18,8 +18,8 @@ use esim_shared::ports::esims::EsimStore;
 use esim_shared::ports::usage::{PollTarget, UsageStore};
 use esim_shared::ports::{Clock, EventPublisher, PublishError};
 use esim_shared::usage::{
-    INDEX_PARTITIONS, PollerSettings, UsagePollService, index_partition_key, slot_first_key,
-    slot_last_key, wheel_partition,
+    AlertSettings, INDEX_PARTITIONS, PollerSettings, UsagePollService, index_partition_key,
+    slot_first_key, slot_last_key, wheel_partition,
 };
 use integration_tests::table;
 use order_support::{World, post_order, world};
@@ -339,6 +339,33 @@ async fn each_threshold_crossed_alerts_once_and_a_top_up_rearms_them() {
     let offer = &alerts[0]["detail"]["renewal"];
     assert!(offer["plan_id"].is_string() && offer["price"]["amount_minor"].is_number());
     assert!(alerts[0]["detail"]["remaining_percent"].as_u64() <= Some(15));
+}
+
+#[tokio::test]
+async fn a_tenants_own_thresholds_replace_the_defaults() {
+    let mut u = Usage::start().await;
+    let total = u.total_mb;
+    let settings = AlertSettings {
+        low_balance_percent: vec![50],
+        expiry_days: vec![1],
+    };
+    DynamoUsageStore::new(table(&u.w.aws, &u.w.stack))
+        .save_alert_settings(&u.w.tenant, &settings)
+        .await
+        .expect("settings saved");
+
+    u.round().await;
+    let used = u.consume_to(45, total, 0).await;
+    u.round().await;
+    u.round().await;
+    let at_forty_five = u.low_balance().await;
+    u.consume_to(15, total, used).await;
+    u.round().await;
+    u.round().await;
+    let at_fifteen = u.low_balance().await;
+
+    assert_eq!(at_forty_five, vec![50]);
+    assert_eq!(at_fifteen, vec![50], "20% is not this tenant's threshold");
 }
 
 #[tokio::test]

@@ -11,14 +11,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use esim_shared::aws::{DynamoCatalogueStore, DynamoTenantStore, Table};
+use esim_shared::aws::{DynamoCatalogueStore, DynamoTenantStore, DynamoUsageStore, Table};
 use esim_shared::catalogue::{CatalogueStore, Invalidation, PricePoint, PriceRule, PricingRules};
 use esim_shared::config::ProcessEnv;
 use esim_shared::domain::ids::{ApiKeyId, PlanId, ProviderId, TenantId};
 use esim_shared::domain::plan::CountryCode;
 use esim_shared::domain::routing::RoutingRules;
+use esim_shared::ports::usage::UsageStore;
 use esim_shared::ports::{StoreError, SystemClock, TenantStore, UlidGenerator};
 use esim_shared::tenancy::TenantAdmin;
+use esim_shared::usage::AlertSettings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -66,6 +68,11 @@ enum Command {
     Routing {
         #[command(subcommand)]
         action: RoutingAction,
+    },
+    /// A tenant's low-balance and expiry alert thresholds.
+    Alerts {
+        #[command(subcommand)]
+        action: AlertsAction,
     },
     /// The cached catalogue.
     Catalogue {
@@ -123,6 +130,28 @@ struct PricingTarget {
     /// Override for this plan id (for example airalo:tokyo-7days-1gb).
     #[arg(long)]
     plan: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertsAction {
+    /// Prints a tenant's alert thresholds as JSON (the defaults when none were set).
+    Show {
+        /// The tenant id (ten_...).
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Changes the given thresholds of a tenant, keeping the others.
+    Set {
+        /// The tenant id (ten_...).
+        #[arg(long)]
+        tenant: String,
+        /// Remaining-data percentages that alert, comma-separated (1 to 99), e.g. 20,10.
+        #[arg(long, value_delimiter = ',')]
+        percent: Option<Vec<u8>>,
+        /// Days before the plan ends that alert, comma-separated (1 to 365), e.g. 3,1.
+        #[arg(long, value_delimiter = ',')]
+        days: Option<Vec<u32>>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -253,6 +282,8 @@ enum CliError {
     NoProviders,
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    BadThreshold(String),
     #[error("no tenant {0}: esimctl tenant list shows the tenants")]
     NoTenant(TenantId),
     #[error("provider {provider} failed to list plans: {source}")]
@@ -303,6 +334,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let aws = loader.load().await;
     let table = Table::new(aws_sdk_dynamodb::Client::new(&aws), cli.table.clone());
     let tenants = Arc::new(DynamoTenantStore::new(table.clone()));
+    let usage = DynamoUsageStore::new(table.clone());
     let catalogue = DynamoCatalogueStore::new(table);
     let admin = TenantAdmin::new(
         tenants.clone(),
@@ -354,6 +386,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Pricing { action } => pricing(&catalogue, tenants.as_ref(), action).await?,
         Command::Routing { action } => routing(&catalogue, tenants.as_ref(), action).await?,
+        Command::Alerts { action } => alerts(&usage, tenants.as_ref(), action).await?,
         Command::Catalogue {
             action: CatalogueAction::Invalidate { provider, country },
         } => {
@@ -442,6 +475,57 @@ async fn pricing(
             }
             catalogue.save_pricing(&tenant_id, &rules).await?;
             print_json(&rules);
+        }
+    }
+    Ok(())
+}
+
+/// Shows or changes a tenant's alert thresholds; thresholds are kept sorted, highest first.
+async fn alerts(
+    usage: &DynamoUsageStore,
+    tenants: &dyn TenantStore,
+    action: AlertsAction,
+) -> Result<(), CliError> {
+    match action {
+        AlertsAction::Show { tenant } => {
+            let tenant_id = existing_tenant(tenants, tenant).await?;
+            let settings = usage
+                .alert_settings(std::slice::from_ref(&tenant_id))
+                .await?;
+            print_json(&settings.get(&tenant_id).cloned().unwrap_or_default());
+        }
+        AlertsAction::Set {
+            tenant,
+            percent,
+            days,
+        } => {
+            let tenant_id = existing_tenant(tenants, tenant).await?;
+            let current = usage
+                .alert_settings(std::slice::from_ref(&tenant_id))
+                .await?;
+            let mut settings: AlertSettings = current.get(&tenant_id).cloned().unwrap_or_default();
+            if let Some(mut percent) = percent {
+                if let Some(bad) = percent.iter().find(|p| !(1..=99).contains(*p)) {
+                    return Err(CliError::BadThreshold(format!(
+                        "--percent {bad}: a remaining-data threshold is 1 to 99"
+                    )));
+                }
+                percent.sort_unstable_by(|a, b| b.cmp(a));
+                percent.dedup();
+                settings.low_balance_percent = percent;
+            }
+            if let Some(mut days) = days {
+                if let Some(bad) = days.iter().find(|d| !(1..=365).contains(*d)) {
+                    return Err(CliError::BadThreshold(format!(
+                        "--days {bad}: an expiry threshold is 1 to 365 days"
+                    )));
+                }
+                days.sort_unstable_by(|a, b| b.cmp(a));
+                days.dedup();
+                settings.expiry_days = days;
+            }
+            usage.save_alert_settings(&tenant_id, &settings).await?;
+            print_json(&settings);
         }
     }
     Ok(())
