@@ -116,6 +116,24 @@ async fn admit<T: DeserializeOwned>(
     Ok((parsed, fault))
 }
 
+/// [`admit`] for operations that check nothing before an injected fault: any fault is
+/// answered at once.
+async fn admit_unless_fault<T: DeserializeOwned>(
+    sim: &Sim,
+    operation: Operation,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, Response> {
+    let (parsed, fault) = admit(sim, operation, headers, body).await?;
+    match fault {
+        Some(kind) => Err(fault_response(
+            kind,
+            sim.lock().esim_access.knobs.retry_after_s,
+        )),
+        None => Ok(parsed),
+    }
+}
+
 fn verify(sim: &Sim, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let (Some(access_code), Some(timestamp), Some(request_id), Some(signature)) = (
@@ -177,15 +195,12 @@ struct PackageListRequest {
 }
 
 async fn package_list(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (request, fault): (PackageListRequest, _) =
-        match admit(&sim, Operation::EsimAccessPackageList, &headers, &body).await {
+    let request: PackageListRequest =
+        match admit_unless_fault(&sim, Operation::EsimAccessPackageList, &headers, &body).await {
             Ok(admitted) => admitted,
             Err(response) => return response,
         };
     let state = sim.lock();
-    if let Some(kind) = fault {
-        return fault_response(kind, state.esim_access.knobs.retry_after_s);
-    }
     let nonempty = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
     let location = nonempty(&request.location_code).map(|l| l.to_uppercase());
     let code = nonempty(&request.package_code);
@@ -439,16 +454,13 @@ fn parse_query_time(text: &str) -> Option<time::OffsetDateTime> {
 }
 
 async fn query(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (request, fault): (QueryRequest, _) =
-        match admit(&sim, Operation::EsimAccessQuery, &headers, &body).await {
+    let request: QueryRequest =
+        match admit_unless_fault(&sim, Operation::EsimAccessQuery, &headers, &body).await {
             Ok(admitted) => admitted,
             Err(response) => return response,
         };
     let state = sim.lock();
     let account = &state.esim_access;
-    if let Some(kind) = fault {
-        return fault_response(kind, account.knobs.retry_after_s);
-    }
     let nonempty = |value: Option<String>| value.filter(|v| !v.is_empty());
     let profiles: Vec<&Profile> = if let Some(order_no) = nonempty(request.order_no) {
         let Some(order) = account.orders.iter().find(|o| o.id == order_no) else {
@@ -583,17 +595,14 @@ struct UsageRequest {
 }
 
 async fn usage(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (request, fault): (UsageRequest, _) =
-        match admit(&sim, Operation::EsimAccessUsage, &headers, &body).await {
+    let request: UsageRequest =
+        match admit_unless_fault(&sim, Operation::EsimAccessUsage, &headers, &body).await {
             Ok(admitted) => admitted,
             Err(response) => return response,
         };
     let mut state = sim.lock();
     let now = state.clock.now();
     let account = &mut state.esim_access;
-    if let Some(kind) = fault {
-        return fault_response(kind, account.knobs.retry_after_s);
-    }
     if request.esim_tran_no_list.is_empty() {
         return fail("000105", "esimTranNoList is required.");
     }
@@ -755,17 +764,14 @@ struct CancelRequest {
 }
 
 async fn cancel(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (request, fault): (CancelRequest, _) =
-        match admit(&sim, Operation::EsimAccessCancel, &headers, &body).await {
+    let request: CancelRequest =
+        match admit_unless_fault(&sim, Operation::EsimAccessCancel, &headers, &body).await {
             Ok(admitted) => admitted,
             Err(response) => return response,
         };
     let mut state = sim.lock();
     let now = state.clock.now();
     let account = &mut state.esim_access;
-    if let Some(kind) = fault {
-        return fault_response(kind, account.knobs.retry_after_s);
-    }
     let Some(profile) = find_profile(account, &request.esim_tran_no, &request.iccid) else {
         return fail("310403", "No eSIM with this esimTranNo or ICCID.");
     };

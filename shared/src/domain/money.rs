@@ -47,7 +47,8 @@ impl Currency {
 
     /// The code, for example `"USD"`.
     pub fn code(&self) -> &str {
-        // The bytes are checked ASCII upper-case letters at construction.
+        // The bytes are checked ASCII upper-case letters at construction, so the fallback,
+        // ISO 4217's code for "no currency", is never reached.
         std::str::from_utf8(&self.0).unwrap_or("XXX")
     }
 
